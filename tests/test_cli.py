@@ -1,0 +1,114 @@
+"End-to-end tests: the console scripts, driven as a user would from a shell."
+import json
+import numpy as np, pandas as pd, pytest
+from PIL import Image
+from safetensors.torch import load_file
+from conftest import run
+from masked_emotions.core import EMOTIONS
+
+
+def test_mask_folder_then_rerun(fer_folder, tmp_path):
+    r = run('masked_emotions_mask', fer_folder, tmp_path / 'masked', '--n_workers', '2')
+    assert r.returncode == 0, r.stderr
+    assert '63 of 63 images masked' in r.stdout
+    m = pd.read_csv(tmp_path / 'masked' / 'manifest.csv')
+    assert len(m) == 63 and set(m.status) == {'ok'} and set(m.landmarks) <= {'hog', 'fer_box'}
+    pngs = sorted((tmp_path / 'masked').rglob('*.png'))
+    assert len(pngs) == 63 and Image.open(pngs[0]).size == (48, 48)
+    mtimes = [p.stat().st_mtime_ns for p in pngs]
+    again = run('masked_emotions_mask', fer_folder, tmp_path / 'masked')
+    assert again.returncode == 0
+    assert [p.stat().st_mtime_ns for p in pngs] == mtimes  # finished images are skipped
+    assert pd.read_csv(tmp_path / 'masked' / 'manifest.csv').equals(m)
+
+
+def test_mask_kaggle_csv(fer_csv, tmp_path):
+    r = run('masked_emotions_mask', fer_csv, tmp_path / 'masked', '--style', 'surgical')
+    assert r.returncode == 0, r.stderr
+    m = pd.read_csv(tmp_path / 'masked' / 'manifest.csv')
+    assert len(m) == 42 and m.split.value_counts().to_dict() == {'Training': 14, 'PublicTest': 14, 'PrivateTest': 14}
+
+
+@pytest.mark.parametrize('src, msg', [('nowhere', 'nowhere: no such file or folder'), ('bad.csv', 'missing column(s)')])
+def test_mask_bad_source(tmp_path, src, msg):
+    (tmp_path / 'bad.csv').write_text('a,b\n1,2\n')
+    r = run('masked_emotions_mask', tmp_path / src, tmp_path / 'out')
+    assert r.returncode != 0 and msg in r.stderr and 'Traceback' not in r.stderr
+    assert not (tmp_path / 'out' / 'manifest.csv').exists()
+
+
+def test_train_one_epoch_then_analyze(fer_folder, tmp_path):
+    run_dir = tmp_path / 'run'
+    r = run('masked_emotions_train', '--data_loc', fer_folder, '--model', 'emotion_cnn', '--num_epochs', '1', '--batch_size', '8',
+            '--learning_rate', '0.001', '--model_dir', run_dir, '--save_predictions', '--data_aug')
+    assert r.returncode == 0, r.stderr
+    settings = json.loads((run_dir / 'settings.json').read_text())
+    assert settings['num_epochs'] == 1 and settings['batch_size'] == 8 and 'torch' in settings['versions']
+    hist = pd.read_csv(run_dir / 'history.csv')
+    assert list(hist.columns) == ['epoch', 'train_loss', 'valid_loss', 'accuracy'] and len(hist) == 1
+    assert Image.open(run_dir / 'training.png').format == 'PNG'
+    for name in ('best', 'final'):
+        card = json.loads((run_dir / f'{name}.json').read_text())
+        assert card['arch'] == 'emotion_cnn' and card['classes'] == list(EMOTIONS) and card['img_size'] == 48
+        assert set(card['normalize']) == {'mean', 'std'} and card['training_data']['images']['Training'] == 21
+        assert load_file(str(run_dir / f'{name}.safetensors'))
+    preds = pd.read_csv(run_dir / 'test_predictions.csv')
+    assert list(preds.columns) == ['file', 'true', 'predicted', *EMOTIONS] and len(preds) == 21
+    assert np.allclose(preds[list(EMOTIONS)].sum(axis=1), 1, atol=1e-4)
+
+    a = run('masked_emotions_analyze', run_dir)
+    assert a.returncode == 0, a.stderr
+    metrics = json.loads((run_dir / 'analysis' / 'metrics.json').read_text())
+    assert metrics['accuracy'] == pytest.approx((preds.true == preds.predicted).mean())
+    assert {p.name for p in (run_dir / 'analysis').glob('*.png')} == {
+        'confusion.png', 'confusion_normalized.png', 'labels_true.png', 'labels_predicted.png', 'labels_true_vs_predicted.png'}
+
+    p = run('masked_emotions_predict', '--model', run_dir, '--json')
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)[0]['faces'][0]['emotion'] in EMOTIONS
+
+
+@pytest.mark.parametrize('args, msg', [
+    (['--model', 'lenet'], "unknown model 'lenet'"),
+    (['--learning_rate', '-0.1'], 'learning_rate must be positive'),
+    (['--preset', 'huge'], "unknown preset 'huge'"),
+    (['--resume'], 'nothing to resume'),
+])
+def test_train_bad_arguments(fer_folder, tmp_path, args, msg):
+    r = run('masked_emotions_train', '--data_loc', fer_folder, '--model_dir', tmp_path / 'run', *args)
+    assert r.returncode != 0 and msg in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_train_missing_data(tmp_path):
+    r = run('masked_emotions_train', '--data_loc', tmp_path / 'nowhere')
+    assert r.returncode != 0 and 'nowhere: no such file or folder' in r.stderr and 'Traceback' not in r.stderr
+    r = run('masked_emotions_train')
+    assert r.returncode != 0 and '--data_loc is required' in r.stderr
+
+
+def test_predict_bundled_example():
+    r = run('masked_emotions_predict')
+    assert r.returncode == 0, r.stderr
+    line, = r.stdout.strip().splitlines()
+    assert 'astronaut.jpg: face 1 at' in line and line.split(': ')[-1].split(' (')[0] in EMOTIONS
+
+
+def test_predict_bad_files(tmp_path):
+    (tmp_path / 'empty.jpg').touch()
+    (tmp_path / 'text.png').write_text('not a picture')
+    Image.new('RGB', (300, 300), 'white').save(tmp_path / 'blank.png')
+    r = run('masked_emotions_predict', tmp_path / 'empty.jpg', tmp_path / 'text.png', tmp_path / 'blank.png', tmp_path / 'missing.jpg')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr
+    out = r.stdout
+    assert 'empty.jpg: empty file' in out and 'text.png: not an image file' in out
+    assert 'blank.png: no face found' in out and 'missing.jpg: no such file' in out
+
+
+def test_analyze_bad_input(tmp_path):
+    r = run('masked_emotions_analyze', tmp_path)
+    assert r.returncode != 0 and 'train with --save_predictions' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_import_is_light():
+    r = run('python', '-c', 'import sys, masked_emotions; print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "fastai", "dlib", "cv2")))')
+    assert r.returncode == 0 and r.stdout.strip() == '[]'
