@@ -184,7 +184,7 @@ def finish_run(learn, model_dir:Path, card:dict, save_predictions:bool) -> Path:
             with atomic_path(model_dir/'test_predictions.csv') as p: preds.to_csv(p, index=False)
     return model_dir
 
-# %% ../nbs/03_learner.ipynb #07c9022a
+# %% ../nbs/03_learner.ipynb #46c7999b
 @call_parse
 def masked_emotions_train(
     data_loc:Param('FER2013: masked folder, or image folder / Kaggle CSV to mask once (cached)', str)=None,
