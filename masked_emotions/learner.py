@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_learner.ipynb #37937a54
 from __future__ import annotations
-import json, platform, sys, time
+import json, os, platform, sys, time
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -17,8 +17,8 @@ from .models import *
 from .data import emotion_dataloaders
 
 # %% auto #0
-__all__ = ['PRESETS', 'emotion_learner', 'versions', 'RunFiles', 'model_card', 'test_predictions', 'load_faces_of',
-           'plot_history', 'train', 'fit_run', 'finish_run', 'masked_emotions_train']
+__all__ = ['PRESETS', 'emotion_learner', 'versions', 'RunFiles', 'model_card', 'privatetest_predictions', 'plot_history', 'train',
+           'fit_run', 'finish_run', 'masked_emotions_train']
 
 # %% ../nbs/03_learner.ipynb #5c465839
 def emotion_learner(dls, # from `emotion_dataloaders`
@@ -66,20 +66,21 @@ class RunFiles(Callback):
         self.model_dir, self.card, self.best, self.start = Path(model_dir), card, best, start
     def after_epoch(self):
         if self.epoch < self.start: return  # skipped while resuming
+        d = self.model_dir.resolve()
+        self.learn.save(d/'checkpoint-new', with_opt=True)
+        os.replace(d/'checkpoint-new.pth', d/'checkpoint.pth')
         self.log_epoch()
+        with atomic_path(d/'checkpoint.json') as p: p.write_text(json.dumps(dict(epochs_done=self.epoch + 1)))  # the epoch is done
         loss, acc = self.recorder.values[-1][1:3]
-        self.learn.save(self.model_dir.resolve()/'checkpoint', with_opt=True)
-        (self.model_dir/'checkpoint.json').write_text(json.dumps(dict(epochs_done=self.epoch + 1)))
         if loss < self.best:
             self.best = loss
             save_model(self.model, self.model_dir/'best', self.card_for(epoch=self.epoch + 1, valid_loss=loss, valid_accuracy=acc))
     def log_epoch(self):
-        "Append this epoch's row to history.csv (fastai's CSVLogger rewrites its header and skipped epochs on resume)."
+        "Add this epoch's row to history.csv (fastai's CSVLogger would repeat its header and skipped epochs on resume)."
         fn, names = self.model_dir/'history.csv', [n for n in self.recorder.metric_names if n != 'time']
-        row = [self.epoch] + [float(v) for v in self.recorder.values[-1]]
-        with fn.open('a') as f:
-            if f.tell() == 0: f.write(','.join(names) + '\n')
-            f.write(','.join(map(str, row)) + '\n')
+        row = pd.DataFrame([[self.epoch] + [float(v) for v in self.recorder.values[-1]]], columns=names)
+        hist = pd.concat([pd.read_csv(fn), row]) if fn.exists() else row
+        with atomic_path(fn) as p: hist.to_csv(p, index=False)
     def card_for(self, **metrics) -> dict: return dict(self.card, metrics=dict(self.card.get('metrics', {}), **{k: float(v) if not isinstance(v, int) else v for k, v in metrics.items()}))
 
 # %% ../nbs/03_learner.ipynb #f8df3351
@@ -94,17 +95,12 @@ def model_card(dls, arch:str, settings:dict) -> dict:
                 command=settings.get('command'), metrics={})
 
 # %% ../nbs/03_learner.ipynb #48b8555b
-def test_predictions(net, card:dict, dls) -> pd.DataFrame:
+def privatetest_predictions(net, card:dict, dls) -> pd.DataFrame:
     "PrivateTest predictions of `net`: file, true, predicted and the seven probabilities."
     items = dls.items[dls.items.split == 'PrivateTest']
-    faces = load_faces_of(dls, items)
-    probs = face_probs(net.eval(), faces, card, tta=card.get('tta', False))
+    probs = face_probs(net.eval(), dls.faces[items.idx.values], card, tta=card.get('tta', False))
     df = pd.DataFrame(dict(file=items.source.values, true=items.label.values, predicted=[card['classes'][i] for i in probs.argmax(1)]))
     return pd.concat([df, pd.DataFrame(probs, columns=card['classes'])], axis=1)
-
-def load_faces_of(dls, items:pd.DataFrame) -> np.ndarray:
-    "The in-memory faces of `items` (rows of `dls.items`)."
-    return dls.faces[items.idx.values]
 
 # %% ../nbs/03_learner.ipynb #2c88685f
 def plot_history(history:pd.DataFrame, dest) -> Path:
@@ -144,8 +140,10 @@ def _start_epoch(model_dir:Path, learn, resume:bool) -> tuple:
     if not resume: return 0, float('inf')
     if not ck.exists(): raise FileNotFoundError(f'{model_dir}: nothing to resume (no checkpoint.json); train without --resume first')
     learn.load(model_dir.resolve()/'checkpoint', with_opt=True)
-    hist = pd.read_csv(model_dir/'history.csv')
-    return json.loads(ck.read_text())['epochs_done'], float(hist.valid_loss.min())
+    done = json.loads(ck.read_text())['epochs_done']
+    hist = pd.read_csv(model_dir/'history.csv').iloc[:done]  # drop a row written after the last finished checkpoint
+    with atomic_path(model_dir/'history.csv') as p: hist.to_csv(p, index=False)
+    return done, float(hist.valid_loss.min())
 
 # %% ../nbs/03_learner.ipynb #c69c8f9d
 def fit_run(learn, model_dir:Path, settings:dict, num_epochs:int, lr:float, resume:bool, save_predictions:bool, verbose:bool) -> Path:
@@ -177,7 +175,7 @@ def finish_run(learn, model_dir:Path, card:dict, save_predictions:bool) -> Path:
     plot_history(hist, model_dir/'training.png')
     net, best = load_model(model_dir)
     if learn.dls.test is not None:
-        preds = test_predictions(net, best, learn.dls)
+        preds = privatetest_predictions(net, best, learn.dls)
         best['metrics']['test_accuracy'] = float((preds.true == preds.predicted).mean())
         (model_dir/'best.json').write_text(json.dumps(best, indent=2))
         if save_predictions:
