@@ -13,9 +13,9 @@ from fastcore.script import call_parse, Param
 from .core import *
 
 # %% auto #0
-__all__ = ['MASK_POINTS', 'MASK_STYLES', 'FER_UPSCALE', 'FER_FACE_BOX', 'dlib_model_path', 'hog_detector', 'cnn_detector',
-           'shape_predictor', 'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour', 'draw_mask',
-           'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'masked_name', 'mask_dataset',
+__all__ = ['DETECT_MAX', 'MASK_POINTS', 'MASK_STYLES', 'FER_UPSCALE', 'FER_FACE_BOX', 'dlib_model_path', 'hog_detector',
+           'cnn_detector', 'shape_predictor', 'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour',
+           'draw_mask', 'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'masked_name', 'mask_dataset',
            'masked_emotions_mask']
 
 # %% ../nbs/01_masking.ipynb #c5f3b5bb
@@ -68,17 +68,21 @@ def landmarks(img:np.ndarray, # uint8 HxW or HxWx3
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
 
 # %% ../nbs/01_masking.ipynb #27ca900b
+DETECT_MAX = 1600  # px; larger photos are scaled down to this for detection (landmarks use full resolution)
+
 def detect_faces(img:np.ndarray, # uint8 HxW or HxWx3 RGB
                  cnn_fallback:bool=True, # try the CNN detector when HOG finds nothing
                  min_score:float=0.3, # drop HOG detections scoring below this
                 ) -> list: # of (box, source, score), largest face first
     "Face boxes in `img`: dlib HOG first, the CNN detector as fallback."
-    img = np.ascontiguousarray(img)
-    up = 1 if min(img.shape[:2]) < 800 else 0
-    rects, scores, _ = hog_detector().run(img, up, -0.5)
+    k = min(1.0, DETECT_MAX / max(img.shape[:2]))  # big photos are searched at DETECT_MAX px
+    small = np.ascontiguousarray(img if k == 1 else cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA))
+    up = 1 if min(small.shape[:2]) < 800 else 0
+    rects, scores, _ = hog_detector().run(small, up, -0.5)
     found = [((r.left(), r.top(), r.right(), r.bottom()), 'hog', s) for r, s in zip(rects, scores) if s >= min_score]
     if not found and cnn_fallback:
-        found = [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), 'cnn', d.confidence) for d in cnn_detector()(img, up)]
+        found = [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), 'cnn', d.confidence) for d in cnn_detector()(small, up)]
+    found = [(tuple(int(round(v / k)) for v in box), src, score) for box, src, score in found]
     return sorted(found, key=lambda f: -(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))
 
 # %% ../nbs/01_masking.ipynb #1463c2c8
@@ -214,6 +218,9 @@ def mask_dataset(src, # FER2013: image folder, Kaggle CSV, or CSV of image path 
     from fastcore.parallel import parallel
     dst, items = Path(dst), fer2013_items(src)
     if limit: items = items.iloc[:limit]
+    names = items.apply(masked_name, axis=1)
+    if names.duplicated().any():
+        raise ValueError(f'{src}: {names.duplicated().sum()} images would be written to the same file as another, e.g. {names[names.duplicated()].iloc[0]}; names must be unique within an emotion and split')
     rows = [dict(r, index=i) for i, r in enumerate(items.to_dict('records'))]
     chunks = [rows[i:i + 256] for i in range(0, len(rows), 256)]
     n_workers = os.cpu_count() if n_workers is None else n_workers
