@@ -16,7 +16,7 @@ from .models import load_model, find_model_card, face_probs
 # %% auto #0
 __all__ = ['CROP_MAX', 'get_model', 'fer_frame', 'crop_face', 'predict', 'predict_files', 'masked_emotions_predict']
 
-# %% ../nbs/05_predict.ipynb #37d69046
+# %% ../nbs/05_predict.ipynb #360957d4
 @lru_cache(maxsize=8)
 def _cached_model(card_path:str) -> tuple: return load_model(card_path)
 
@@ -24,7 +24,7 @@ def get_model(model=None) -> tuple:
     "(network, card) for `model` (see `find_model_card`), loaded once and cached."
     return _cached_model(str(find_model_card(model).resolve()))
 
-# %% ../nbs/05_predict.ipynb #4757c84f
+# %% ../nbs/05_predict.ipynb #73c39c01
 def fer_frame(box) -> tuple:
     "The square FER2013-style frame (left, top, right, bottom) around a dlib face `box`."
     l, t, r, b = box
@@ -33,7 +33,7 @@ def fer_frame(box) -> tuple:
     cx, cy = l + ((fl + fr) / 2 - fl) * side, (t + b) / 2 - ((ft + fb) / 2 - 0.5) * side
     return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
 
-# %% ../nbs/05_predict.ipynb #aac52f53
+# %% ../nbs/05_predict.ipynb #bf29ead8
 def crop_face(gray:np.ndarray, # uint8 HxW
               frame, # (left, top, right, bottom), may run off the image
               size:int=48) -> np.ndarray:
@@ -45,7 +45,7 @@ def crop_face(gray:np.ndarray, # uint8 HxW
     face = src[t + pad:b + pad, l + pad:r + pad]
     return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if face.shape[0] > size else cv2.INTER_LINEAR)
 
-# %% ../nbs/05_predict.ipynb #a18cd4ed
+# %% ../nbs/05_predict.ipynb #13698e11
 CROP_MAX = 64  # px; images this small are taken to be face crops
 
 def _faces_and_crops(img:np.ndarray, size:int, add_mask:bool, **kwargs) -> tuple:
@@ -59,7 +59,7 @@ def _faces_and_crops(img:np.ndarray, size:int, add_mask:bool, **kwargs) -> tuple
     for f in faces if add_mask else []: gray = draw_mask(gray, f.points)
     return faces, [crop_face(gray, fer_frame(f.box), size) for f in faces]
 
-# %% ../nbs/05_predict.ipynb #2c7dac6b
+# %% ../nbs/05_predict.ipynb #ef319f2e
 def _result(face:Face, probs:np.ndarray, classes:list) -> dict:
     i = int(probs.argmax())
     return dict(box=[round(float(v), 1) for v in face.box], detector=face.source, emotion=classes[i],
@@ -77,7 +77,7 @@ def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gr
     probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta)
     return [_result(f, p, card['classes']) for f, p in zip(faces, probs)]
 
-# %% ../nbs/05_predict.ipynb #e8178aa0
+# %% ../nbs/05_predict.ipynb #6b85ab2b
 def predict_files(files:list, # image paths
                   model=None, add_mask:bool=False, tta:bool|None=None,
                   bs:int=256, # faces classified at once
@@ -99,7 +99,7 @@ def predict_files(files:list, # image paths
     df = pd.DataFrame(out)
     return df.drop(columns=[c for c in ('probs',) if c in df.columns]).join(pd.DataFrame([o.get('probs', {}) for o in out], index=df.index))
 
-# %% ../nbs/05_predict.ipynb #5a06826e
+# %% ../nbs/05_predict.ipynb #274ac1e7
 def _describe_faces(fn, rows:pd.DataFrame) -> list:
     "Human-readable lines for one file's rows of `predict_files`."
     return [f'{fn}: {r.error}' if r.error else f'{fn}: face {int(r.face) + 1} at {tuple(int(v) for v in r.box)} ({r.detector}): {r.emotion} ({r.confidence:.0%})'
