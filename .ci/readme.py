@@ -1,6 +1,6 @@
 """Write README.md from nbs/index.ipynb, as `nbdev_readme` would (it needs Quarto, which cannot be installed here).
 
-Markdown cells are copied, code cells become ```python blocks followed by their text output; cells marked
+Markdown cells are copied (image links made relative to the repository root), code cells become ```python blocks followed by their text output; cells marked
 `#| hide` are left out and `#| ` directives are dropped. `--check` fails if README.md is not what index.ipynb makes.
 """
 import json, sys
@@ -11,7 +11,7 @@ root = Path(__file__).resolve().parent.parent
 
 def cell_md(cell) -> str:
     src = ''.join(cell['source'])
-    if cell['cell_type'] == 'markdown': return src
+    if cell['cell_type'] == 'markdown': return src.replace('](images/', '](nbs/images/')  # paths relative to nbs/ -> to the root
     lines = src.splitlines()
     if any(l.strip().replace(' ', '') in ('#|hide', '#|include:false') for l in lines): return ''
     code = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
