@@ -104,7 +104,7 @@ def analyze(src, # a model_dir with test_predictions.csv, or a predictions CSV
         _save_fig(plot_label_counts(preds, which), out/f'{name}.png')
     return m
 
-# %% ../nbs/04_analysis.ipynb #6293d51e
+# %% ../nbs/04_analysis.ipynb #1bca7ca5
 def compare_runs(srcs:list, out=None) -> pd.DataFrame:
     "One row of metrics per run in `srcs` (model_dirs or predictions CSVs); with `out`, also compare.csv and compare.png."
     rows = []
@@ -120,7 +120,7 @@ def compare_runs(srcs:list, out=None) -> pd.DataFrame:
         _save_fig(fig, Path(out)/'compare.png')
     return df
 
-# %% ../nbs/04_analysis.ipynb #98595642
+# %% ../nbs/04_analysis.ipynb #c27bdef4
 @call_parse
 def masked_emotions_analyze(
     runs:Param('Model dirs (with test_predictions.csv) or predictions CSVs', str, nargs='+'),

@@ -1,0 +1,41 @@
+"""Make a trained run the default model that ships in the package.
+
+    python .ci/bundle_model.py RUN_DIR FER2013 [--force]
+
+Copies RUN_DIR's best weights and card to masked_emotions/assets/default_model.{safetensors,json}, after
+evaluating them on all of PublicTest and PrivateTest (masked, as in training) and adding to the card each split's
+accuracy, macro-F1 and per-class recall. Refuses a model that does not beat the bundled one on PrivateTest
+(weights go into git: only improvements are committed), unless --force.
+"""
+import json, shutil, sys
+from pathlib import Path
+import numpy as np, pandas as pd
+from masked_emotions.core import ASSETS, atomic_path, fer2013_items, read_item
+from masked_emotions.models import default_model_card, face_probs, load_model
+from masked_emotions.data import masked_source
+from masked_emotions.analysis import emotion_metrics
+
+
+def split_metrics(net, card, items, split) -> dict:
+    "Accuracy, macro-F1 and per-class recall of the model on all images of `split`."
+    sub = items[items.split == split]
+    probs = face_probs(net, np.stack([read_item(r) for r in sub.to_dict('records')]), card, tta=card.get('tta', False))
+    m = emotion_metrics(pd.DataFrame(dict(true=sub.label.values, predicted=np.array(card['classes'])[probs.argmax(1)])))
+    return dict(images=m['n'], accuracy=round(m['accuracy'], 4), macro_f1=round(m['macro_f1'], 4),
+                recall={e: round(v['recall'], 4) for e, v in m['per_class'].items()})
+
+
+if __name__ == '__main__':
+    args = [a for a in sys.argv[1:] if not a.startswith('--')]
+    run, data = Path(args[0]), args[1]
+    net, card = load_model(run)
+    items = fer2013_items(masked_source(data))
+    for split in ('PublicTest', 'PrivateTest'): card['metrics'][split] = split_metrics(net, card, items, split)
+    new = card['metrics']['PrivateTest']['accuracy']
+    old = json.loads(default_model_card().read_text())['metrics'].get('PrivateTest', {}).get('accuracy', 0) if default_model_card().exists() else 0
+    if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PrivateTest accuracy {new} does not beat the bundled model ({old}); not bundled')
+    card['reproduce'] = ('masked_emotions_mask ../shared/data/fer2013 work/masked && '
+                         'masked_emotions_train --preset default --data_loc work/masked --model_dir runs/default --save_predictions --verbose')
+    shutil.copy(run / 'best.safetensors', ASSETS / 'default_model.safetensors')
+    with atomic_path(ASSETS / 'default_model.json') as p: p.write_text(json.dumps(card, indent=2))
+    print(json.dumps(card['metrics'], indent=1))
