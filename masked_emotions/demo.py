@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from .core import *
 from .masking import mask_face
-from .predict import predict, get_model
+from .predict import predict
 
 # %% auto #0
 __all__ = ['model_choices', 'image_choices', 'show_prediction', 'EmotionDemo']

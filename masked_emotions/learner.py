@@ -4,10 +4,10 @@
 
 # %% ../nbs/03_learner.ipynb #37937a54
 from __future__ import annotations
-import json, os, platform, sys, time
+import json, os, platform, sys
 from datetime import datetime, timezone
 from pathlib import Path
-import numpy as np, pandas as pd, torch
+import pandas as pd, torch
 import warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # raised inside fastai's import; not ours to fix
 from fastai.vision.all import (Learner, Callback, CrossEntropyLossFlat, accuracy, Adam, SGD, set_seed)

@@ -6,7 +6,6 @@
 from __future__ import annotations
 import json as jsonlib, sys
 from functools import lru_cache
-from pathlib import Path
 import cv2, numpy as np, pandas as pd
 from fastcore.script import call_parse, Param, store_true
 from .core import *
