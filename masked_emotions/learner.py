@@ -193,7 +193,7 @@ def masked_emotions_train(
     num_epochs:Param('Epochs', int)=None,
     verbose:Param('Show progress bars and per-epoch results', store_true)=False,
     pretrained:Param("Start from torchvision's ImageNet weights (needs the network)", store_true)=False,
-    weights:Param('Start from this torchvision weights file instead', str)=None,
+    weights:Param('Start from these weights: a torchvision .pth file, or a model trained here (model_dir, card or .safetensors) to fine-tune', str)=None,
     data_aug:Param('Augment training batches (flip, rotation, zoom, lighting)', store_true)=False,
     save_predictions:Param('Write test_predictions.csv (PrivateTest)', store_true)=False,
     momentum:Param('Train with SGD and this momentum (default: AdamW)', float)=None,

@@ -12,7 +12,7 @@ from .core import *
 
 # %% auto #0
 __all__ = ['TORCHVISION_ARCHS', 'ARCHS', 'conv_bn', 'emotion_cnn', 'torchvision_model', 'create_model', 'save_model',
-           'default_model_card', 'find_model_card', 'load_model', 'face_probs']
+           'default_model_card', 'find_model_card', 'load_model', 'load_weights', 'face_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -62,10 +62,13 @@ def torchvision_model(name:str, # a key of `TORCHVISION_ARCHS`
 # %% ../nbs/02a_models.ipynb #1731e867
 def create_model(arch:str='emotion_cnn', # one of `ARCHS`
                  n_out:int=7, n_in:int=1, pretrained:bool=False, weights:str|None=None) -> nn.Module:
-    "The network for `arch`, with a clear error for an unknown name."
+    "The network for `arch`, with a clear error for an unknown name. `weights` may also be a model this project trained."
     if arch not in ARCHS: raise ValueError(f"unknown model {arch!r}: expected one of {', '.join(ARCHS)}")
+    if weights is not None and (arch == 'emotion_cnn' or Path(weights).is_dir() or Path(weights).suffix in ('.json', '.safetensors')):
+        return load_weights(create_model(arch, n_out, n_in), weights, arch)  # fine-tune a model of ours
     if arch == 'emotion_cnn':
-        if pretrained or weights: raise ValueError('emotion_cnn has no pretrained weights; train it with pretrained=False')
+        if pretrained: raise ValueError('emotion_cnn has no pretrained weights: train it with pretrained=False, '
+                                        'or pass weights= a model trained by masked_emotions_train to fine-tune it')
         return emotion_cnn(n_out, n_in)
     return torchvision_model(arch, n_out, n_in, pretrained, weights)
 
@@ -99,16 +102,24 @@ def find_model_card(model=None) -> Path:
 def load_model(model=None, # see `find_model_card`
               ) -> tuple: # (network in eval mode, card dict)
     "Rebuild a saved model from its card and safetensors weights."
+    card = json.loads(find_model_card(model).read_text())
+    net = create_model(card['arch'], len(card['classes']), card.get('n_in', 1))
+    return load_weights(net, model, card['arch']).eval(), card
+
+def load_weights(net:nn.Module, model, # see `find_model_card`
+                 arch:str) -> nn.Module: # `net`'s architecture, which `model`'s card must name
+    "Load into `net` the safetensors weights of a saved `model`; return `net`."
     from safetensors.torch import load_file
     card_path = find_model_card(model)
     card = json.loads(card_path.read_text())
-    net = create_model(card['arch'], len(card['classes']), card.get('n_in', 1))
+    if card['arch'] != arch: raise ValueError(f"{card_path}: a {card['arch']} model; its weights cannot start a {arch}")
     weights = card_path.with_suffix('.safetensors')
     if not weights.exists(): raise FileNotFoundError(f'{weights}: weights missing for model card {card_path}')
-    net.load_state_dict(load_file(str(weights)))
-    return net.eval(), card
+    try: net.load_state_dict(load_file(str(weights)))
+    except RuntimeError as e: raise ValueError(f'{weights}: these weights do not fit the {arch} network: {str(e)[:300]}') from None
+    return net
 
-# %% ../nbs/02a_models.ipynb #0f6a46f3
+# %% ../nbs/02a_models.ipynb #1152f5b3
 def face_probs(net:nn.Module, # in eval mode
                faces, # N x S x S uint8 faces (array or list), S = the card's img_size
                card:dict, tta:bool=True, bs:int=256) -> np.ndarray: # N x 7
