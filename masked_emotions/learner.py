@@ -88,6 +88,7 @@ def model_card(dls, arch:str, settings:dict) -> dict:
     "The model card of a run: how to rebuild and feed the network, and what it was trained on."
     counts = dls.items.split.value_counts().to_dict()
     return dict(arch=arch, img_size=dls.img_size, n_in=1, classes=list(dls.vocab), tta=bool(settings.get('tta')),
+                **(dict(tta_zooms=list(TTA_ZOOMS)) if settings.get('tta') else {}),
                 normalize=dict(mean=dls.stats[0], std=dls.stats[1]), face_framing='FER2013 (dlib HOG box, see masking.FER_FACE_BOX)',
                 mask=dict(style=settings.get('style', 'grey'), polygon='dlib jaw points 2..14 and nose-bridge point 28'),
                 training_data=dict(source=dls.src, images={k: int(v) for k, v in counts.items()}),
@@ -200,7 +201,7 @@ def masked_emotions_train(
     img_size:Param('Image size the model sees (default 48; 64 for alexnet)', int)=None,
     preset:Param(f"Named configuration: {', '.join(PRESETS)}", str)=None,
     resume:Param('Continue an interrupted run in model_dir from its checkpoint', store_true)=False,
-    tta:Param('Evaluate with flip test-time augmentation', store_true)=False,
+    tta:Param('Evaluate with test-time augmentation: mirror image and TTA_ZOOMS', store_true)=False,
     seed:Param('Random seed', int)=0,
 ):
     "Train an emotion model on masked FER2013."

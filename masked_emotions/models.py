@@ -6,13 +6,13 @@
 from __future__ import annotations
 import json, socket
 from pathlib import Path
-import numpy as np, torch
-from torch import nn
+import numpy as np, torch, torch.nn.functional as F
+from torch import nn, Tensor
 from .core import *
 
 # %% auto #0
-__all__ = ['TORCHVISION_ARCHS', 'ARCHS', 'conv_bn', 'emotion_cnn', 'torchvision_model', 'create_model', 'save_model',
-           'default_model_card', 'find_model_card', 'load_model', 'load_weights', 'face_probs']
+__all__ = ['TORCHVISION_ARCHS', 'ARCHS', 'TTA_ZOOMS', 'conv_bn', 'emotion_cnn', 'torchvision_model', 'create_model', 'save_model',
+           'default_model_card', 'find_model_card', 'load_model', 'load_weights', 'zoom_faces', 'face_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -120,17 +120,27 @@ def load_weights(net:nn.Module, model, # see `find_model_card`
     return net
 
 # %% ../nbs/02a_models.ipynb #1152f5b3
+TTA_ZOOMS = (1, 1.05)  # the zooms that training runs with tta write into their cards (chosen on PublicTest)
+
+def zoom_faces(x:Tensor, # N x C x S x S
+               zoom:float) -> Tensor:
+    "The central 1/`zoom` of each image, scaled back up to S x S (bilinear); `x` itself for a zoom of 1."
+    s = x.shape[-1]; c = round(s / zoom); o = (s - c) // 2
+    if c == s: return x
+    return F.interpolate(x[..., o:o+c, o:o+c], size=(s, s), mode='bilinear', align_corners=False)
+
 def face_probs(net:nn.Module, # in eval mode
                faces, # N x S x S uint8 faces (array or list), S = the card's img_size
                card:dict, tta:bool=True, bs:int=256) -> np.ndarray: # N x 7
-    "Class probabilities of each face, optionally averaged with its mirror image."
+    "Class probabilities of each face; with `tta`, averaged over its mirror image and the card's `tta_zooms`."
     if len(faces) == 0: return np.zeros((0, len(card['classes'])), np.float32)
     x = torch.as_tensor(np.asarray(faces), dtype=torch.float32)[:, None] / 255
     x = (x - card['normalize']['mean'][0]) / card['normalize']['std'][0]
+    zooms = card.get('tta_zooms', [1]) if tta else [1]
     out = []
     with torch.inference_mode():
         for b in x.split(bs):
-            p = net(b).softmax(1)
-            if tta: p = (p + net(b.flip(-1)).softmax(1)) / 2
-            out.append(p)
+            views = [zoom_faces(b, z) for z in zooms]
+            if tta: views += [v.flip(-1) for v in views]
+            out.append(sum(net(v).softmax(1) for v in views) / len(views))
     return torch.cat(out).numpy()

@@ -67,7 +67,7 @@ def _result(face:Face, probs:np.ndarray, classes:list) -> dict:
 def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gray, any size
             model=None, # None (bundled), model_dir, or model card / weights path
             add_mask:bool=False, # draw the training mask on each face first (for unmasked faces)
-            tta:bool|None=None, # average with mirrored faces; None: as the model card says
+            tta:bool|None=None, # average over mirrored and zoomed views; None: as the model card says
             **kwargs, # passed to `detect_faces` (cnn_fallback, min_score)
            ) -> list: # one dict per face: box, detector, emotion, confidence, probs
     "The emotion of every face in `image`; an empty list if none is found."
@@ -120,7 +120,7 @@ def masked_emotions_predict(
     model:Param('Model: a model_dir from masked_emotions_train or a model card (default: the bundled model)', str)=None,
     add_mask:Param('Draw the training mask on each face first (for photos of unmasked faces)', store_true)=False,
     json:Param('Print the results as JSON', store_true)=False,
-    no_tta:Param('Do not average with mirrored faces', store_true)=False,
+    no_tta:Param('No test-time augmentation (mirrored and zoomed views)', store_true)=False,
 ):
     "Predict the emotion of every face in each image."
     images = images or [str(example_photo())]
