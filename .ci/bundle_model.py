@@ -11,7 +11,7 @@ import json, shutil, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from masked_emotions.core import ASSETS, atomic_path, fer2013_items, read_item
-from masked_emotions.models import default_model_card, face_probs, load_model
+from masked_emotions.models import TTA_ZOOMS, default_model_card, face_probs, load_model
 from masked_emotions.data import masked_source
 from masked_emotions.analysis import emotion_metrics
 
@@ -25,17 +25,30 @@ def split_metrics(net, card, items, split) -> dict:
                 recall={e: round(v['recall'], 4) for e, v in m['per_class'].items()})
 
 
+def commands(run: Path) -> list:
+    "The training commands that made `run`: those of the run its weights came from (if any), then its own."
+    settings = json.loads((run / 'settings.json').read_text())
+    w = settings.get('weights')
+    return (commands(Path(w)) if w and (Path(w) / 'settings.json').exists() else []) + [settings['command']]
+
+
+def reproduce(run: Path, data: str) -> str:
+    "Portable commands that remake `run` from ../shared's FER2013: masked data in work/masked, runs under runs/."
+    cmds = ' && '.join(commands(run)).replace(str(Path(data).resolve()), 'work/masked').replace(str(run.resolve().parent) + '/', 'runs/')
+    return 'masked_emotions_mask ../shared/data/fer2013 work/masked && ' + cmds
+
+
 if __name__ == '__main__':
     args = [a for a in sys.argv[1:] if not a.startswith('--')]
     run, data = Path(args[0]), args[1]
     net, card = load_model(run)
+    if card.get('tta') and 'tta_zooms' not in card: card['tta_zooms'] = list(TTA_ZOOMS)  # a card written before tta_zooms existed
     items = fer2013_items(masked_source(data))
     for split in ('PublicTest', 'PrivateTest'): card['metrics'][split] = split_metrics(net, card, items, split)
     new = card['metrics']['PrivateTest']['accuracy']
     old = json.loads(default_model_card().read_text())['metrics'].get('PrivateTest', {}).get('accuracy', 0) if default_model_card().exists() else 0
     if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PrivateTest accuracy {new} does not beat the bundled model ({old}); not bundled')
-    card['reproduce'] = ('masked_emotions_mask ../shared/data/fer2013 work/masked && '
-                         'masked_emotions_train --preset default --data_loc work/masked --model_dir runs/default --save_predictions --verbose')
+    card['reproduce'] = reproduce(run, data)
     shutil.copy(run / 'best.safetensors', ASSETS / 'default_model.safetensors')
     with atomic_path(ASSETS / 'default_model.json') as p: p.write_text(json.dumps(card, indent=2))
     print(json.dumps(card['metrics'], indent=1))
