@@ -4,8 +4,10 @@
 
 Copies RUN_DIR's best weights and card to masked_emotions/assets/default_model.{safetensors,json}, after
 evaluating them on all of PublicTest and PrivateTest (masked, as in training) and adding to the card each split's
-accuracy, macro-F1 and per-class recall. Refuses a model that does not beat the bundled one on PrivateTest
-(weights go into git: only improvements are committed), unless --force.
+accuracy, macro-F1 and per-class recall, with the card's test-time augmentation. Writes the PrivateTest
+predictions to RUN_DIR/bundled_predictions.csv: `masked_emotions_analyze RUN_DIR/bundled_predictions.csv` draws
+the README's figures from them. Refuses a model that does not beat the bundled one on PrivateTest (weights go
+into git: only improvements are committed), unless --force.
 """
 import json, shutil, sys
 from pathlib import Path
@@ -16,11 +18,17 @@ from masked_emotions.data import masked_source
 from masked_emotions.analysis import emotion_metrics
 
 
-def split_metrics(net, card, items, split) -> dict:
-    "Accuracy, macro-F1 and per-class recall of the model on all images of `split`."
+def split_predictions(net, card, items, split) -> pd.DataFrame:
+    "Predictions of the model on all images of `split`, with the card's test-time augmentation: file, true, predicted, probabilities."
     sub = items[items.split == split]
     probs = face_probs(net, np.stack([read_item(r) for r in sub.to_dict('records')]), card, tta=card.get('tta', False))
-    m = emotion_metrics(pd.DataFrame(dict(true=sub.label.values, predicted=np.array(card['classes'])[probs.argmax(1)])))
+    df = pd.DataFrame(dict(file=sub.source.values, true=sub.label.values, predicted=np.array(card['classes'])[probs.argmax(1)]))
+    return pd.concat([df, pd.DataFrame(probs, columns=card['classes'])], axis=1)
+
+
+def split_metrics(preds: pd.DataFrame) -> dict:
+    "Accuracy, macro-F1 and per-class recall of `preds`."
+    m = emotion_metrics(preds)
     return dict(images=m['n'], accuracy=round(m['accuracy'], 4), macro_f1=round(m['macro_f1'], 4),
                 recall={e: round(v['recall'], 4) for e, v in m['per_class'].items()})
 
@@ -44,7 +52,9 @@ if __name__ == '__main__':
     net, card = load_model(run)
     if card.get('tta') and 'tta_zooms' not in card: card['tta_zooms'] = list(TTA_ZOOMS)  # a card written before tta_zooms existed
     items = fer2013_items(masked_source(data))
-    for split in ('PublicTest', 'PrivateTest'): card['metrics'][split] = split_metrics(net, card, items, split)
+    preds = {split: split_predictions(net, card, items, split) for split in ('PublicTest', 'PrivateTest')}
+    for split, p in preds.items(): card['metrics'][split] = split_metrics(p)
+    with atomic_path(run / 'bundled_predictions.csv') as p: preds['PrivateTest'].to_csv(p, index=False)  # for masked_emotions_analyze
     new = card['metrics']['PrivateTest']['accuracy']
     old = json.loads(default_model_card().read_text())['metrics'].get('PrivateTest', {}).get('accuracy', 0) if default_model_card().exists() else 0
     if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PrivateTest accuracy {new} does not beat the bundled model ({old}); not bundled')
