@@ -1,8 +1,8 @@
 """Make a trained run the default model that ships in the package.
 
-    python .ci/bundle_model.py RUN_DIR FER2013 [--force]
+    python .ci/bundle_model.py RUN_DIR|CARD FER2013 [--force]
 
-Copies RUN_DIR's best weights and card to masked_emotions/assets/default_model.{safetensors,json}, after
+Copies RUN_DIR's best weights and card (or those of CARD, e.g. RUN_DIR/final.json) to masked_emotions/assets/default_model.{safetensors,json}, after
 evaluating them on all of PublicTest and PrivateTest (masked, as in training) and adding to the card each split's
 accuracy, macro-F1 and per-class recall, with the card's test-time augmentation. Writes the PrivateTest
 predictions to RUN_DIR/bundled_predictions.csv: `masked_emotions_analyze RUN_DIR/bundled_predictions.csv` draws
@@ -13,7 +13,7 @@ import json, shutil, sys
 from pathlib import Path
 import numpy as np, pandas as pd
 from masked_emotions.core import ASSETS, atomic_path, fer2013_items, read_item
-from masked_emotions.models import TTA_ZOOMS, default_model_card, face_probs, load_model
+from masked_emotions.models import TTA_ZOOMS, default_model_card, face_probs, find_model_card, load_model
 from masked_emotions.data import masked_source
 from masked_emotions.analysis import emotion_metrics
 
@@ -48,8 +48,9 @@ def reproduce(run: Path, data: str) -> str:
 
 if __name__ == '__main__':
     args = [a for a in sys.argv[1:] if not a.startswith('--')]
-    run, data = Path(args[0]), args[1]
-    net, card = load_model(run)
+    data = args[1]
+    card_path = find_model_card(args[0]); run = card_path.parent
+    net, card = load_model(card_path)
     if card.get('tta') and 'tta_zooms' not in card: card['tta_zooms'] = list(TTA_ZOOMS)  # a card written before tta_zooms existed
     items = fer2013_items(masked_source(data))
     preds = {split: split_predictions(net, card, items, split) for split in ('PublicTest', 'PrivateTest')}
@@ -59,6 +60,7 @@ if __name__ == '__main__':
     old = json.loads(default_model_card().read_text())['metrics'].get('PrivateTest', {}).get('accuracy', 0) if default_model_card().exists() else 0
     if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PrivateTest accuracy {new} does not beat the bundled model ({old}); not bundled')
     card['reproduce'] = reproduce(run, data)
-    shutil.copy(run / 'best.safetensors', ASSETS / 'default_model.safetensors')
+    card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
+    shutil.copy(card_path.with_suffix('.safetensors'), ASSETS / 'default_model.safetensors')
     with atomic_path(ASSETS / 'default_model.json') as p: p.write_text(json.dumps(card, indent=2))
     print(json.dumps(card['metrics'], indent=1))
