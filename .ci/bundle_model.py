@@ -2,28 +2,22 @@
 
     python .ci/bundle_model.py RUN_DIR|CARD FER2013 [--force]
 
-Copies RUN_DIR's best weights and card (or those of CARD, e.g. RUN_DIR/final.json) to masked_emotions/assets/default_model.{safetensors,json}, after
-evaluating them on all of PublicTest and PrivateTest (masked, as in training) and adding to the card each split's
-accuracy, macro-F1 and per-class recall, with the card's test-time augmentation. Writes the PrivateTest
+Copies RUN_DIR's best weights and card (or those of CARD, e.g. RUN_DIR/final.json) to
+masked_emotions/assets/default_model.{safetensors,json}, after evaluating them on all of PublicTest and
+PrivateTest (masked, as in training) and adding to the card each split's accuracy, macro-F1 and per-class
+recall, with the card's test-time augmentation. Writes the PrivateTest
 predictions to RUN_DIR/bundled_predictions.csv: `masked_emotions_analyze RUN_DIR/bundled_predictions.csv` draws
 the README's figures from them. Refuses a model that does not beat the bundled one on PrivateTest (weights go
 into git: only improvements are committed), unless --force.
 """
 import json, shutil, sys
 from pathlib import Path
-import numpy as np, pandas as pd
-from masked_emotions.core import ASSETS, atomic_path, fer2013_items, read_item
-from masked_emotions.models import TTA_ZOOMS, default_model_card, face_probs, find_model_card, load_model
-from masked_emotions.data import masked_source
+import pandas as pd
+from masked_emotions.core import ASSETS, atomic_path
+from masked_emotions.models import TTA_ZOOMS, default_model_card, find_model_card, load_model
+from masked_emotions.data import emotion_dataloaders
+from masked_emotions.learner import privatetest_predictions
 from masked_emotions.analysis import emotion_metrics
-
-
-def split_predictions(net, card, items, split) -> pd.DataFrame:
-    "Predictions of the model on all images of `split`, with the card's test-time augmentation: file, true, predicted, probabilities."
-    sub = items[items.split == split]
-    probs = face_probs(net, np.stack([read_item(r) for r in sub.to_dict('records')]), card, tta=card.get('tta', False))
-    df = pd.DataFrame(dict(file=sub.source.values, true=sub.label.values, predicted=np.array(card['classes'])[probs.argmax(1)]))
-    return pd.concat([df, pd.DataFrame(probs, columns=card['classes'])], axis=1)
 
 
 def split_metrics(preds: pd.DataFrame) -> dict:
@@ -52,8 +46,8 @@ if __name__ == '__main__':
     card_path = find_model_card(args[0]); run = card_path.parent
     net, card = load_model(card_path)
     if card.get('tta') and 'tta_zooms' not in card: card['tta_zooms'] = list(TTA_ZOOMS)  # a card written before tta_zooms existed
-    items = fer2013_items(masked_source(data))
-    preds = {split: split_predictions(net, card, items, split) for split in ('PublicTest', 'PrivateTest')}
+    dls = emotion_dataloaders(data, aug=False)
+    preds = {split: privatetest_predictions(net, card, dls, split) for split in ('PublicTest', 'PrivateTest')}
     for split, p in preds.items(): card['metrics'][split] = split_metrics(p)
     with atomic_path(run / 'bundled_predictions.csv') as p: preds['PrivateTest'].to_csv(p, index=False)  # for masked_emotions_analyze
     new = card['metrics']['PrivateTest']['accuracy']

@@ -96,9 +96,9 @@ def model_card(dls, arch:str, settings:dict) -> dict:
                 command=settings.get('command'), metrics={})
 
 # %% ../nbs/03_learner.ipynb #48b8555b
-def privatetest_predictions(net, card:dict, dls) -> pd.DataFrame:
-    "PrivateTest predictions of `net`: file, true, predicted and the seven probabilities."
-    items = dls.items[dls.items.split == 'PrivateTest']
+def privatetest_predictions(net, card:dict, dls, split:str='PrivateTest') -> pd.DataFrame:
+    "Predictions of `net` on all of `split`, with the card's test-time augmentation: file, true, predicted and the seven probabilities."
+    items = dls.items[dls.items.split == split]
     probs = face_probs(net.eval(), dls.faces[items.idx.values], card, tta=card.get('tta', False))
     df = pd.DataFrame(dict(file=items.source.values, true=items.label.values, predicted=[card['classes'][i] for i in probs.argmax(1)]))
     return pd.concat([df, pd.DataFrame(probs, columns=card['classes'])], axis=1)
