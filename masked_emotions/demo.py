@@ -8,8 +8,8 @@ import base64, io, json
 from pathlib import Path
 import numpy as np
 from .core import *
-from .masking import mask_face
-from .predict import predict
+from .masking import find_faces, mask_face
+from .predict import CROP_MAX, predict
 
 # %% auto #0
 __all__ = ['model_choices', 'image_choices', 'show_prediction', 'EmotionDemo']
@@ -88,8 +88,9 @@ def update(self:EmotionDemo):
     "Predict on the chosen photo with the chosen model and show the result."
     try:
         img = load_image(self.images[self.image.value])
-        self.result = predict(img, self.model.value, add_mask=self.add_mask.value)
-        shown = mask_face(img)[0] if self.add_mask.value and self.result else img
+        faces = None if max(img.shape[:2]) <= CROP_MAX else find_faces(img)  # found once: to predict and to draw the mask
+        self.result = predict(img, self.model.value, add_mask=self.add_mask.value, faces=faces)
+        shown = mask_face(img, faces=faces)[0] if self.add_mask.value and faces else img
         self.error = ''
         faces = ', '.join(f"face {i + 1}: <b>{r['emotion']}</b> ({r['confidence']:.0%})" for i, r in enumerate(self.result)) or 'no face found'
         self.summary.value = f'{self.image.value}: {faces}'

@@ -102,16 +102,19 @@ def find_model_card(model=None) -> Path:
 def load_model(model=None, # see `find_model_card`
               ) -> tuple: # (network in eval mode, card dict)
     "Rebuild a saved model from its card and safetensors weights."
-    card = json.loads(find_model_card(model).read_text())
+    card_path = find_model_card(model)
+    card = json.loads(card_path.read_text())
     net = create_model(card['arch'], len(card['classes']), card.get('n_in', 1))
-    return load_weights(net, model, card['arch']).eval(), card
+    return load_weights(net, card_path, card['arch'], card).eval(), card
 
 def load_weights(net:nn.Module, model, # see `find_model_card`
-                 arch:str) -> nn.Module: # `net`'s architecture, which `model`'s card must name
+                 arch:str, # `net`'s architecture, which `model`'s card must name
+                 card:dict|None=None, # `model`'s card, if already read
+                ) -> nn.Module:
     "Load into `net` the safetensors weights of a saved `model`; return `net`."
     from safetensors.torch import load_file
     card_path = find_model_card(model)
-    card = json.loads(card_path.read_text())
+    card = json.loads(card_path.read_text()) if card is None else card
     if card['arch'] != arch: raise ValueError(f"{card_path}: a {card['arch']} model; its weights cannot start a {arch}")
     weights = card_path.with_suffix('.safetensors')
     if not weights.exists(): raise FileNotFoundError(f'{weights}: weights missing for model card {card_path}')

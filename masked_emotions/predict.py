@@ -47,14 +47,14 @@ def crop_face(gray:np.ndarray, # uint8 HxW
 # %% ../nbs/05_predict.ipynb #13698e11
 CROP_MAX = 64  # px; images this small are taken to be face crops
 
-def _faces_and_crops(img:np.ndarray, size:int, add_mask:bool, **kwargs) -> tuple:
-    "Faces found in RGB `img` and their FER2013-framed gray crops (masked if `add_mask`)."
+def _faces_and_crops(img:np.ndarray, size:int, add_mask:bool, faces:list|None=None, **kwargs) -> tuple:
+    "Faces found in RGB `img` (unless given) and their FER2013-framed gray crops (masked if `add_mask`)."
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     if max(gray.shape) <= CROP_MAX:
         face, f = mask_fer_face(gray) if add_mask else (gray, None)
         h, w = gray.shape
         return [Face((0, 0, w, h), None if f is None else f.points, 'crop')], [crop_face(face, (0, 0, w, h), size)]
-    faces = find_faces(img, **kwargs)
+    faces = find_faces(img, **kwargs) if faces is None else faces
     for f in faces if add_mask else []: gray = draw_mask(gray, f.points)
     return faces, [crop_face(gray, fer_frame(f.box), size) for f in faces]
 
@@ -68,15 +68,16 @@ def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gr
             model=None, # None (bundled), model_dir, or model card / weights path
             add_mask:bool=False, # draw the training mask on each face first (for unmasked faces)
             tta:bool|None=None, # average over mirrored and zoomed views; None: as the model card says
+            faces:list|None=None, # `Face`s already found in `image` (by `find_faces`); None: detect them
             **kwargs, # passed to `detect_faces` (cnn_fallback, min_score)
            ) -> list: # one dict per face: box, detector, emotion, confidence, probs
     "The emotion of every face in `image`; an empty list if none is found."
     net, card = get_model(model)
-    faces, crops = _faces_and_crops(load_image(image), card['img_size'], add_mask, **kwargs)
+    faces, crops = _faces_and_crops(load_image(image), card['img_size'], add_mask, faces, **kwargs)
     probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta)
     return [_result(f, p, card['classes']) for f, p in zip(faces, probs)]
 
-# %% ../nbs/05_predict.ipynb #6b85ab2b
+# %% ../nbs/05_predict.ipynb #7ff4703c
 def predict_files(files:list, # image paths
                   model=None, add_mask:bool=False, tta:bool|None=None,
                   bs:int=256, # faces classified at once
@@ -98,7 +99,7 @@ def predict_files(files:list, # image paths
     df = pd.DataFrame(out)
     return df.drop(columns=[c for c in ('probs',) if c in df.columns]).join(pd.DataFrame([o.get('probs', {}) for o in out], index=df.index))
 
-# %% ../nbs/05_predict.ipynb #274ac1e7
+# %% ../nbs/05_predict.ipynb #2dec1806
 def _describe_faces(fn, rows:pd.DataFrame) -> list:
     "Human-readable lines for one file's rows of `predict_files`."
     return [f'{fn}: {r.error}' if r.error else f'{fn}: face {int(r.face) + 1} at {tuple(int(v) for v in r.box)} ({r.detector}): {r.emotion} ({r.confidence:.0%})'
