@@ -7,8 +7,9 @@ masked_emotions/assets/default_model.{safetensors,json}, after evaluating them o
 PrivateTest (masked, as in training) and adding to the card each split's accuracy, macro-F1 and per-class
 recall, with the card's test-time augmentation. Writes the PrivateTest
 predictions to RUN_DIR/bundled_predictions.csv: `masked_emotions_analyze RUN_DIR/bundled_predictions.csv` draws
-the README's figures from them. Refuses a model that does not beat the bundled one on PrivateTest (weights go
-into git: only improvements are committed), unless --force.
+the README's figures from them. Refuses a model that does not beat the bundled one on PublicTest, the validation
+split (accuracy, then macro-F1 on a tie), unless --force: weights go into git, so only improvements are committed,
+and the choice is never made on PrivateTest, the test split.
 """
 import json, shutil, sys
 from pathlib import Path
@@ -30,8 +31,9 @@ def split_metrics(preds: pd.DataFrame) -> dict:
 def commands(run: Path) -> list:
     "The training commands that made `run`: those of the run its weights came from (if any), then its own."
     settings = json.loads((run / 'settings.json').read_text())
-    w = settings.get('weights')
-    return (commands(Path(w)) if w and (Path(w) / 'settings.json').exists() else []) + [settings['command']]
+    w = Path(settings['weights']) if settings.get('weights') else None
+    parent = w if w is None or w.is_dir() else w.parent  # --weights took a model_dir, or a card / safetensors in one
+    return (commands(parent) if parent and (parent / 'settings.json').exists() else []) + [settings['command']]
 
 
 def reproduce(run: Path, data: str) -> str:
@@ -50,9 +52,9 @@ if __name__ == '__main__':
     preds = {split: privatetest_predictions(net, card, dls, split) for split in ('PublicTest', 'PrivateTest')}
     for split, p in preds.items(): card['metrics'][split] = split_metrics(p)
     with atomic_path(run / 'bundled_predictions.csv') as p: preds['PrivateTest'].to_csv(p, index=False)  # for masked_emotions_analyze
-    new = card['metrics']['PrivateTest']['accuracy']
-    old = json.loads(default_model_card().read_text())['metrics'].get('PrivateTest', {}).get('accuracy', 0) if default_model_card().exists() else 0
-    if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PrivateTest accuracy {new} does not beat the bundled model ({old}); not bundled')
+    score = lambda m: (m.get('PublicTest', {}).get('accuracy', 0), m.get('PublicTest', {}).get('macro_f1', 0))
+    new, old = score(card['metrics']), score(json.loads(default_model_card().read_text())['metrics']) if default_model_card().exists() else (0, 0)
+    if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PublicTest accuracy, macro-F1 {new} do not beat the bundled model {old}; not bundled')
     card['reproduce'] = reproduce(run, data)
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
     shutil.copy(card_path.with_suffix('.safetensors'), ASSETS / 'default_model.safetensors')
