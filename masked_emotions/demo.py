@@ -89,12 +89,12 @@ def update(self:EmotionDemo):
     "Predict on the chosen photo with the chosen model and show the result."
     try:
         img = load_image(self.images[self.image.value])
-        faces = None if max(img.shape[:2]) <= CROP_MAX else find_faces(img)  # found once: to predict and to draw the mask
-        self.result = predict(img, self.model.value, add_mask=self.add_mask.value, faces=faces)
-        shown = mask_face(img, faces=faces)[0] if self.add_mask.value and faces else img
+        found = None if max(img.shape[:2]) <= CROP_MAX else find_faces(img)  # found once: to predict and to draw the mask
+        self.result = predict(img, self.model.value, add_mask=self.add_mask.value, faces=found)
+        shown = mask_face(img, faces=found)[0] if self.add_mask.value and found else img
         self.error = ''
-        faces = ', '.join(f"face {i + 1}: <b>{r['emotion']}</b> ({r['confidence']:.0%})" for i, r in enumerate(self.result)) or 'no face found'
-        self.summary.value = f'{self.image.value}: {faces}'
+        said = ', '.join(f"face {i + 1}: <b>{r['emotion']}</b> ({r['confidence']:.0%})" for i, r in enumerate(self.result)) or 'no face found'
+        self.summary.value = f'{self.image.value}: {said}'
         self.out.outputs = ({'output_type': 'display_data', 'metadata': {}, 'data': {'image/png': _png(show_prediction(shown, self.result, self.image.value)), 'text/plain': self.summary.value}},)
     except ImageError as e:
         self.result, self.error = [], str(e)
