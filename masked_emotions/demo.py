@@ -8,8 +8,8 @@ import base64, io, json
 from pathlib import Path
 import numpy as np
 from .core import *
-from .masking import find_faces, mask_face
-from .predict import CROP_MAX, predict
+from .masking import mask_face
+from .predict import image_faces, predict
 
 # %% auto #0
 __all__ = ['model_choices', 'image_choices', 'show_prediction', 'EmotionDemo']
@@ -89,7 +89,7 @@ def update(self:EmotionDemo):
     "Predict on the chosen photo with the chosen model and show the result."
     try:
         img = load_image(self.images[self.image.value])
-        found = None if max(img.shape[:2]) <= CROP_MAX else find_faces(img)  # found once: to predict and to draw the mask
+        found = image_faces(img, landmarks=self.add_mask.value)  # found once: to predict and to draw the mask
         self.result = predict(img, self.model.value, add_mask=self.add_mask.value, faces=found)
         shown = mask_face(img, faces=found)[0] if self.add_mask.value and found else img
         self.error = ''

@@ -9,11 +9,12 @@ from functools import lru_cache
 import cv2, numpy as np, pandas as pd
 from fastcore.script import call_parse, Param, store_true
 from .core import *
-from .masking import Face, find_faces, draw_mask, mask_fer_face, FER_FACE_BOX
+from .masking import Face, find_faces, fer_face, draw_mask, FER_FACE_BOX
 from .models import load_model, find_model_card, face_probs
 
 # %% auto #0
-__all__ = ['CROP_MAX', 'get_model', 'fer_frame', 'crop_face', 'predict', 'predict_files', 'masked_emotions_predict']
+__all__ = ['CROP_MAX', 'get_model', 'fer_frame', 'crop_face', 'image_faces', 'predict', 'predict_files',
+           'masked_emotions_predict']
 
 # %% ../nbs/05_predict.ipynb #360957d4
 @lru_cache(maxsize=8)
@@ -47,16 +48,21 @@ def crop_face(gray:np.ndarray, # uint8 HxW
 # %% ../nbs/05_predict.ipynb #13698e11
 CROP_MAX = 64  # px; images this small are taken to be face crops
 
+def image_faces(img:np.ndarray, # RGB
+                landmarks:bool=True, # also landmark a face crop (needed only to draw its mask)
+                **kwargs, # passed to `detect_faces`
+               ) -> list: # of `Face`
+    "Every face in `img`; an image of at most `CROP_MAX` px is one face crop (detector 'crop')."
+    h, w = img.shape[:2]
+    if max(h, w) > CROP_MAX: return find_faces(img, **kwargs)
+    return [Face((0, 0, w, h), fer_face(img).points if landmarks else None, 'crop')]
+
 def _faces_and_crops(img:np.ndarray, size:int, add_mask:bool, faces:list|None=None, **kwargs) -> tuple:
-    "Faces found in RGB `img` (unless given) and their FER2013-framed gray crops (masked if `add_mask`)."
+    "`faces` of RGB `img` (found if not given) and their FER2013-framed gray crops (masked if `add_mask`)."
+    faces = image_faces(img, add_mask, **kwargs) if faces is None else faces
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    if max(gray.shape) <= CROP_MAX:
-        face, f = mask_fer_face(gray) if add_mask else (gray, None)
-        h, w = gray.shape
-        return [Face((0, 0, w, h), None if f is None else f.points, 'crop')], [crop_face(face, (0, 0, w, h), size)]
-    faces = find_faces(img, **kwargs) if faces is None else faces
     for f in faces if add_mask else []: gray = draw_mask(gray, f.points)
-    return faces, [crop_face(gray, fer_frame(f.box), size) for f in faces]
+    return faces, [crop_face(gray, f.box if f.source == 'crop' else fer_frame(f.box), size) for f in faces]
 
 # %% ../nbs/05_predict.ipynb #ef319f2e
 def _result(face:Face, probs:np.ndarray, classes:list) -> dict:
@@ -68,7 +74,7 @@ def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gr
             model=None, # None (bundled), model_dir, or model card / weights path
             add_mask:bool=False, # draw the training mask on each face first (for unmasked faces)
             tta:bool|None=None, # average over mirrored and zoomed views; None: as the model card says
-            faces:list|None=None, # `Face`s already found in `image` (by `find_faces`); None: detect them
+            faces:list|None=None, # `Face`s already found in `image` (by `image_faces`); None: find them
             **kwargs, # passed to `detect_faces` (cnn_fallback, min_score)
            ) -> list: # one dict per face: box, detector, emotion, confidence, probs
     "The emotion of every face in `image`; an empty list if none is found."
