@@ -2,6 +2,7 @@
 
     python .ci/bundle_model.py RUN_DIR|CARD FER2013 [--force]
 
+RUN_DIR is a training run (masked_emotions_train) or an average of runs (masked_emotions_average).
 Copies RUN_DIR's best weights and card (or those of CARD, e.g. RUN_DIR/final.json) to
 masked_emotions/assets/default_model.{safetensors,json}, after evaluating them on all of PublicTest and
 PrivateTest (masked, as in training) and adding to the card each split's accuracy, macro-F1 and per-class
@@ -29,11 +30,14 @@ def split_metrics(preds: pd.DataFrame) -> dict:
 
 
 def commands(run: Path) -> list:
-    "The training commands that made `run`: those of the run its weights came from (if any), then its own."
+    "The commands that made `run`: those of the runs its weights came from (--weights, or the models it averages), then its own."
     settings = json.loads((run / 'settings.json').read_text())
-    w = Path(settings['weights']) if settings.get('weights') else None
-    parent = w if w is None or w.is_dir() else w.parent  # --weights took a model_dir, or a card / safetensors in one
-    return (commands(parent) if parent and (parent / 'settings.json').exists() else []) + [settings['command']]
+    sources = [Path(m) for m in settings.get('models', [])] or ([Path(settings['weights'])] if settings.get('weights') else [])
+    chain = []
+    for w in sources:
+        parent = w if w.is_dir() else w.parent  # a model_dir, or a card / safetensors in one
+        if (parent / 'settings.json').exists(): chain += [c for c in commands(parent) if c not in chain]
+    return chain + [settings['command']]
 
 
 def reproduce(run: Path, data: str) -> str:

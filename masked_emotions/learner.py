@@ -17,8 +17,9 @@ from .models import *
 from .data import emotion_dataloaders
 
 # %% auto #0
-__all__ = ['PRESETS', 'emotion_learner', 'versions', 'RunFiles', 'model_card', 'privatetest_predictions', 'plot_history', 'train',
-           'fit_run', 'finish_run', 'masked_emotions_train']
+__all__ = ['PRESETS', 'SHARED_CARD_KEYS', 'emotion_learner', 'versions', 'RunFiles', 'model_card', 'privatetest_predictions',
+           'plot_history', 'train', 'fit_run', 'finish_run', 'masked_emotions_train', 'average_models',
+           'masked_emotions_average']
 
 # %% ../nbs/03_learner.ipynb #5c465839
 def emotion_learner(dls, # from `emotion_dataloaders`
@@ -216,3 +217,54 @@ def masked_emotions_train(
     except (ValueError, FileNotFoundError, RuntimeError) as e: sys.exit(f'masked_emotions_train: {e}')
     m = json.loads((out/'best.json').read_text())['metrics']
     print(f"{out}: best epoch {m['epoch']}, valid accuracy {m['valid_accuracy']:.4f}" + (f", test accuracy {m['test_accuracy']:.4f}" if 'test_accuracy' in m else ''))
+
+# %% ../nbs/03_learner.ipynb #0084fee1
+SHARED_CARD_KEYS = ('arch', 'img_size', 'n_in', 'classes', 'normalize')  # what models must share to be averaged
+
+def _weights(card_path:Path) -> dict:
+    "The state dict next to `card_path`, or a ValueError naming the file."
+    from safetensors.torch import load_file
+    fn = card_path.with_suffix('.safetensors')
+    if not fn.exists(): raise FileNotFoundError(f'{fn}: no such weights file (the card {card_path.name} has none beside it)')
+    try: return load_file(str(fn))
+    except Exception as e: raise ValueError(f'{fn}: unreadable weights ({e})') from None
+
+def average_models(models:list, # model_dirs, cards or .safetensors files (see `find_model_card`), at least 2
+                   model_dir, # new folder for the average: best.safetensors, best.json, settings.json
+                   command:str|None=None, # how it was made, for the card (default: this call)
+                  ) -> Path: # `model_dir`
+    "Average the weights of `models` (a uniform model soup) into a new model_dir; the card is the first model's."
+    from safetensors.torch import save_file
+    if len(models) < 2: raise ValueError(f'averaging needs at least 2 models, got {len(models)}')
+    model_dir = Path(model_dir)
+    if (model_dir/'best.json').exists(): raise ValueError(f'{model_dir}: already holds a model (best.json); choose a new model_dir')
+    paths = [find_model_card(m) for m in models]
+    cards = [json.loads(p.read_text()) for p in paths]
+    states = [_weights(p) for p in paths]
+    for p, c, s in zip(paths[1:], cards[1:], states[1:]):
+        diff = [k for k in SHARED_CARD_KEYS if c.get(k) != cards[0].get(k)]
+        if diff: raise ValueError(f'{p}: cannot be averaged with {paths[0]}: different {", ".join(diff)}')
+        if {k: v.shape for k, v in s.items()} != {k: v.shape for k, v in states[0].items()}: raise ValueError(f'{p}: its weights do not match those of {paths[0]}')
+    avg = {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v.contiguous()  # counters: the first's
+           for k, v in states[0].items()}
+    command = command or f'average_models({[str(m) for m in models]!r}, {str(model_dir)!r})'
+    card = dict(cards[0], averaged_from=[str(p) for p in paths], command=command, versions=versions(), metrics={},
+                created=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+    model_dir.mkdir(parents=True, exist_ok=True)
+    settings = dict(models=[str(p.resolve()) for p in paths], command=command, versions=versions())
+    with atomic_path(model_dir/'settings.json') as p: p.write_text(json.dumps(settings, indent=2))
+    with atomic_path(model_dir/'best.safetensors') as p: save_file(avg, str(p))
+    with atomic_path(model_dir/'best.json') as p: p.write_text(json.dumps(card, indent=2))  # last: a model_dir with a card is complete
+    return model_dir
+
+# %% ../nbs/03_learner.ipynb #663f8a8b
+@call_parse
+def masked_emotions_average(
+    models:Param('Models to average: model_dirs, cards or .safetensors files trained here, of one architecture', str, nargs='+'),
+    model_dir:Param('New folder for the averaged model', str)=None,
+):
+    "Average the weights of trained models (a uniform model soup) into a new model_dir."
+    if not model_dir: sys.exit('masked_emotions_average: --model_dir is required (a new folder for the averaged model)')
+    try: out = average_models(models, model_dir, command=' '.join(['masked_emotions_average'] + sys.argv[1:]))
+    except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_average: {e}')
+    print(f'{out}: average of {len(models)} models')

@@ -86,6 +86,34 @@ def test_train_missing_data(tmp_path):
     assert r.returncode != 0 and '--data_loc is required' in r.stderr
 
 
+def test_average_two_models_then_predict(tmp_path):
+    from masked_emotions.models import default_model_card, emotion_cnn, save_model
+    card = json.loads(default_model_card().read_text())
+    for name in ('a', 'b'): save_model(emotion_cnn(), tmp_path / name, card)
+    r = run('masked_emotions_average', tmp_path / 'a.json', tmp_path / 'b.safetensors', '--model_dir', tmp_path / 'soup')
+    assert r.returncode == 0, r.stderr
+    a, b, s = [load_file(str(tmp_path / f)) for f in ('a.safetensors', 'b.safetensors', 'soup/best.safetensors')]
+    assert all(np.allclose(s[k].float(), (a[k].float() + b[k].float()) / 2, atol=1e-6) for k in s if s[k].is_floating_point())
+    soup = json.loads((tmp_path / 'soup' / 'best.json').read_text())
+    assert soup['averaged_from'] == [str(tmp_path / 'a.json'), str(tmp_path / 'b.json')] and soup['command'].startswith('masked_emotions_average ')
+    p = run('masked_emotions_predict', '--model', tmp_path / 'soup', '--json')
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)[0]['faces'][0]['emotion'] in EMOTIONS
+
+
+@pytest.mark.parametrize('args, msg', [
+    (['a.json', '--model_dir', 'one'], 'at least 2 models'),
+    (['a.json', 'missing.json', '--model_dir', 'two'], 'missing.json: no model card'),
+    (['a.json', 'a.json'], '--model_dir is required'),
+])
+def test_average_bad_arguments(tmp_path, args, msg):
+    from masked_emotions.models import default_model_card, emotion_cnn, save_model
+    save_model(emotion_cnn(), tmp_path / 'a', json.loads(default_model_card().read_text()))
+    r = run('masked_emotions_average', *args, cwd=tmp_path)
+    assert r.returncode != 0 and msg in r.stderr and 'Traceback' not in r.stderr
+    assert not (tmp_path / 'one').exists() and not (tmp_path / 'two').exists()
+
+
 def test_predict_bundled_example():
     r = run('masked_emotions_predict')
     assert r.returncode == 0, r.stderr
