@@ -42,8 +42,12 @@ def commands(run: Path) -> list:
 
 def reproduce(run: Path, data: str) -> str:
     "Portable commands that remake `run` from ../shared's FER2013: masked data in work/masked, runs under runs/."
-    cmds = ' && '.join(commands(run)).replace(str(Path(data).resolve()), 'work/masked').replace(str(run.resolve().parent) + '/', 'runs/')
-    return 'masked_emotions_mask ../shared/data/fer2013 work/masked && ' + cmds
+    return 'masked_emotions_mask ../shared/data/fer2013 work/masked && ' + portable(' && '.join(commands(run)), run, data)
+
+
+def portable(text: str, run: Path, data: str) -> str:
+    "`text` with this machine's masked data and runs folders written as work/masked and runs/."
+    return text.replace(str(Path(data).resolve()), 'work/masked').replace(str(run.resolve().parent) + '/', 'runs/')
 
 
 if __name__ == '__main__':
@@ -60,6 +64,7 @@ if __name__ == '__main__':
     new, old = score(card['metrics']), score(json.loads(default_model_card().read_text())['metrics']) if default_model_card().exists() else (0, 0)
     if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PublicTest accuracy, macro-F1 {new} do not beat the bundled model {old}; not bundled')
     card['reproduce'] = reproduce(run, data)
+    if 'averaged_from' in card: card['averaged_from'] = [portable(str(Path(m).resolve()), run, data) for m in card['averaged_from']]
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
     shutil.copy(card_path.with_suffix('.safetensors'), ASSETS / 'default_model.safetensors')
     with atomic_path(ASSETS / 'default_model.json') as p: p.write_text(json.dumps(card, indent=2))

@@ -229,6 +229,11 @@ def _weights(card_path:Path) -> dict:
     try: return load_file(str(fn))
     except Exception as e: raise ValueError(f'{fn}: unreadable weights ({e})') from None
 
+def _card(card_path:Path) -> dict:
+    "The model card at `card_path`, or a ValueError naming the file."
+    try: return json.loads(card_path.read_text())
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f'{card_path}: not a model card ({e})') from None
+
 def average_models(models:list, # model_dirs, cards or .safetensors files (see `find_model_card`), at least 2
                    model_dir, # new folder for the average: best.safetensors, best.json, settings.json
                    command:str|None=None, # how it was made, for the card (default: this call)
@@ -239,7 +244,7 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
     model_dir = Path(model_dir)
     if (model_dir/'best.json').exists(): raise ValueError(f'{model_dir}: already holds a model (best.json); choose a new model_dir')
     paths = [find_model_card(m) for m in models]
-    cards = [json.loads(p.read_text()) for p in paths]
+    cards = [_card(p) for p in paths]
     states = [_weights(p) for p in paths]
     for p, c, s in zip(paths[1:], cards[1:], states[1:]):
         diff = [k for k in SHARED_CARD_KEYS if c.get(k) != cards[0].get(k)]
