@@ -221,19 +221,6 @@ def masked_emotions_train(
 # %% ../nbs/03_learner.ipynb #0084fee1
 SHARED_CARD_KEYS = ('arch', 'img_size', 'n_in', 'classes', 'normalize')  # what models must share to be averaged
 
-def _weights(card_path:Path) -> dict:
-    "The state dict next to `card_path`, or a ValueError naming the file."
-    from safetensors.torch import load_file
-    fn = card_path.with_suffix('.safetensors')
-    if not fn.exists(): raise FileNotFoundError(f'{fn}: no such weights file (the card {card_path.name} has none beside it)')
-    try: return load_file(str(fn))
-    except Exception as e: raise ValueError(f'{fn}: unreadable weights ({e})') from None
-
-def _card(card_path:Path) -> dict:
-    "The model card at `card_path`, or a ValueError naming the file."
-    try: return json.loads(card_path.read_text())
-    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f'{card_path}: not a model card ({e})') from None
-
 def average_models(models:list, # model_dirs, cards or .safetensors files (see `find_model_card`), at least 2
                    model_dir, # new folder for the average: best.safetensors, best.json, settings.json
                    command:str|None=None, # how it was made, for the card (default: this call)
@@ -244,19 +231,18 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
     model_dir = Path(model_dir)
     if (model_dir/'best.json').exists(): raise ValueError(f'{model_dir}: already holds a model (best.json); choose a new model_dir')
     paths = [find_model_card(m) for m in models]
-    cards = [_card(p) for p in paths]
-    states = [_weights(p) for p in paths]
-    for p, c, s in zip(paths[1:], cards[1:], states[1:]):
+    nets, cards = zip(*[load_model(p) for p in paths])  # each card read, and its weights checked against its network
+    for p, c in zip(paths[1:], cards[1:]):
         diff = [k for k in SHARED_CARD_KEYS if c.get(k) != cards[0].get(k)]
         if diff: raise ValueError(f'{p}: cannot be averaged with {paths[0]}: different {", ".join(diff)}')
-        if {k: v.shape for k, v in s.items()} != {k: v.shape for k, v in states[0].items()}: raise ValueError(f'{p}: its weights do not match those of {paths[0]}')
+    states = [n.state_dict() for n in nets]
     avg = {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v.contiguous()  # counters: the first's
            for k, v in states[0].items()}
     command = command or f'average_models({[str(m) for m in models]!r}, {str(model_dir)!r})'
-    card = dict(cards[0], averaged_from=[str(p) for p in paths], command=command, versions=versions(), metrics={},
-                created=datetime.now(timezone.utc).isoformat(timespec='seconds'))
+    made = dict(command=command, versions=versions())
+    card = dict(cards[0], averaged_from=[str(p) for p in paths], metrics={}, created=datetime.now(timezone.utc).isoformat(timespec='seconds'), **made)
     model_dir.mkdir(parents=True, exist_ok=True)
-    settings = dict(models=[str(p.resolve()) for p in paths], command=command, versions=versions())
+    settings = dict(models=[str(p.resolve()) for p in paths], **made)
     with atomic_path(model_dir/'settings.json') as p: p.write_text(json.dumps(settings, indent=2))
     with atomic_path(model_dir/'best.safetensors') as p: save_file(avg, str(p))
     with atomic_path(model_dir/'best.json') as p: p.write_text(json.dumps(card, indent=2))  # last: a model_dir with a card is complete

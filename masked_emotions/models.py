@@ -12,7 +12,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['TORCHVISION_ARCHS', 'ARCHS', 'TTA_ZOOMS', 'conv_bn', 'emotion_cnn', 'torchvision_model', 'create_model', 'save_model',
-           'default_model_card', 'find_model_card', 'load_model', 'load_weights', 'zoom_faces', 'face_probs']
+           'default_model_card', 'find_model_card', 'load_model', 'read_card', 'load_weights', 'zoom_faces',
+           'face_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -103,9 +104,14 @@ def load_model(model=None, # see `find_model_card`
               ) -> tuple: # (network in eval mode, card dict)
     "Rebuild a saved model from its card and safetensors weights."
     card_path = find_model_card(model)
-    card = json.loads(card_path.read_text())
+    card = read_card(card_path)
     net = create_model(card['arch'], len(card['classes']), card.get('n_in', 1))
     return load_weights(net, card_path, card['arch'], card).eval(), card
+
+def read_card(card_path:Path) -> dict:
+    "The model card at `card_path`, or a ValueError naming the file."
+    try: return json.loads(Path(card_path).read_text())
+    except (ValueError, UnicodeDecodeError) as e: raise ValueError(f'{card_path}: not a model card ({e})') from None
 
 def load_weights(net:nn.Module, model, # see `find_model_card`
                  arch:str, # `net`'s architecture, which `model`'s card must name
@@ -114,11 +120,13 @@ def load_weights(net:nn.Module, model, # see `find_model_card`
     "Load into `net` the safetensors weights of a saved `model`; return `net`."
     from safetensors.torch import load_file
     card_path = find_model_card(model)
-    card = json.loads(card_path.read_text()) if card is None else card
+    card = read_card(card_path) if card is None else card
     if card['arch'] != arch: raise ValueError(f"{card_path}: a {card['arch']} model; its weights cannot start a {arch}")
     weights = card_path.with_suffix('.safetensors')
     if not weights.exists(): raise FileNotFoundError(f'{weights}: weights missing for model card {card_path}')
-    try: net.load_state_dict(load_file(str(weights)))
+    try: state = load_file(str(weights))
+    except Exception as e: raise ValueError(f'{weights}: unreadable weights ({e})') from None  # safetensors' own error types
+    try: net.load_state_dict(state)
     except RuntimeError as e: raise ValueError(f'{weights}: these weights do not fit the {arch} network: {str(e)[:300]}') from None
     return net
 

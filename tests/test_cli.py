@@ -86,10 +86,15 @@ def test_train_missing_data(tmp_path):
     assert r.returncode != 0 and '--data_loc is required' in r.stderr
 
 
-def test_average_two_models_then_predict(tmp_path):
+def save_untrained(folder, *names):
+    "Untrained emotion_cnn models with the bundled model's card, as folder/NAME.{json,safetensors}."
     from masked_emotions.models import default_model_card, emotion_cnn, save_model
     card = json.loads(default_model_card().read_text())
-    for name in ('a', 'b'): save_model(emotion_cnn(), tmp_path / name, card)
+    for name in names: save_model(emotion_cnn(), folder / name, card)
+
+
+def test_average_two_models_then_predict(tmp_path):
+    save_untrained(tmp_path, 'a', 'b')
     r = run('masked_emotions_average', tmp_path / 'a.json', tmp_path / 'b.safetensors', '--model_dir', tmp_path / 'soup')
     assert r.returncode == 0, r.stderr
     a, b, s = [load_file(str(tmp_path / f)) for f in ('a.safetensors', 'b.safetensors', 'soup/best.safetensors')]
@@ -107,8 +112,7 @@ def test_average_two_models_then_predict(tmp_path):
     (['a.json', 'a.json'], '--model_dir is required'),
 ])
 def test_average_bad_arguments(tmp_path, args, msg):
-    from masked_emotions.models import default_model_card, emotion_cnn, save_model
-    save_model(emotion_cnn(), tmp_path / 'a', json.loads(default_model_card().read_text()))
+    save_untrained(tmp_path, 'a')
     r = run('masked_emotions_average', *args, cwd=tmp_path)
     assert r.returncode != 0 and msg in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path / 'one').exists() and not (tmp_path / 'two').exists()
