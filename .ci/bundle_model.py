@@ -2,7 +2,7 @@
 
     python .ci/bundle_model.py RUN_DIR|CARD FER2013 [--force]
 
-RUN_DIR is a training run (masked_emotions_train) or an average of runs (masked_emotions_average).
+RUN_DIR is a training run (masked_emotions_train) or an average of runs (masked_emotions_average, uniform or greedy).
 Copies RUN_DIR's best weights and card (or those of CARD, e.g. RUN_DIR/final.json) to
 masked_emotions/assets/default_model.{safetensors,json}, after evaluating them on all of PublicTest and
 PrivateTest (masked, as in training) and adding to the card each split's accuracy, macro-F1 and per-class
@@ -65,6 +65,7 @@ if __name__ == '__main__':
     if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PublicTest accuracy, macro-F1 {new} do not beat the bundled model {old}; not bundled')
     card['reproduce'] = reproduce(run, data)
     if 'averaged_from' in card: card['averaged_from'] = [portable(str(Path(m).resolve()), run, data) for m in card['averaged_from']]
+    for t in card.get('greedy', {}).get('tried', []): t['model'] = portable(str(Path(t['model']).resolve()), run, data)
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
     shutil.copy(card_path.with_suffix('.safetensors'), ASSETS / 'default_model.safetensors')
     with atomic_path(ASSETS / 'default_model.json') as p: p.write_text(json.dumps(card, indent=2))

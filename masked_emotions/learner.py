@@ -19,7 +19,7 @@ from .data import emotion_dataloaders
 # %% auto #0
 __all__ = ['PRESETS', 'SHARED_CARD_KEYS', 'emotion_learner', 'versions', 'RunFiles', 'model_card', 'privatetest_predictions',
            'plot_history', 'train', 'fit_run', 'finish_run', 'masked_emotions_train', 'average_models',
-           'masked_emotions_average']
+           'split_accuracy', 'greedy_soup', 'masked_emotions_average']
 
 # %% ../nbs/03_learner.ipynb #5c465839
 def emotion_learner(dls, # from `emotion_dataloaders`
@@ -221,41 +221,89 @@ def masked_emotions_train(
 # %% ../nbs/03_learner.ipynb #0084fee1
 SHARED_CARD_KEYS = ('arch', 'img_size', 'n_in', 'classes', 'normalize')  # what models must share to be averaged
 
-def average_models(models:list, # model_dirs, cards or .safetensors files (see `find_model_card`), at least 2
-                   model_dir, # new folder for the average: best.safetensors, best.json, settings.json
-                   command:str|None=None, # how it was made, for the card (default: this call)
-                  ) -> Path: # `model_dir`
-    "Average the weights of `models` (a uniform model soup) into a new model_dir; the card is the first model's."
-    from safetensors.torch import save_file
+def _load_models(models:list, model_dir:Path) -> tuple:
+    "Cards and networks of `models`, refused before anything is written when they cannot be averaged into `model_dir`."
     if len(models) < 2: raise ValueError(f'averaging needs at least 2 models, got {len(models)}')
-    model_dir = Path(model_dir)
     if (model_dir/'best.json').exists(): raise ValueError(f'{model_dir}: already holds a model (best.json); choose a new model_dir')
     paths = [find_model_card(m) for m in models]
     nets, cards = zip(*[load_model(p) for p in paths])  # each card read, and its weights checked against its network
     for p, c in zip(paths[1:], cards[1:]):
         diff = [k for k in SHARED_CARD_KEYS if c.get(k) != cards[0].get(k)]
         if diff: raise ValueError(f'{p}: cannot be averaged with {paths[0]}: different {", ".join(diff)}')
+    return paths, nets, cards
+
+def _mean_state(nets:list) -> dict:
+    "The weight-by-weight mean of the state dicts of `nets`; integer counters are the first's."
     states = [n.state_dict() for n in nets]
-    avg = {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v.contiguous()  # counters: the first's
-           for k, v in states[0].items()}
-    command = command or f'average_models({[str(m) for m in models]!r}, {str(model_dir)!r})'
+    return {k: torch.stack([s[k].float() for s in states]).mean(0).to(v.dtype) if v.is_floating_point() else v.contiguous()
+            for k, v in states[0].items()}
+
+def _write_average(model_dir:Path, state:dict, card:dict, used:list, models:list, command:str, **extra) -> Path:
+    "Write `state` with `card` (its `averaged_from`: `used`) as a model_dir made from `models` by `command`."
+    from safetensors.torch import save_file
     made = dict(command=command, versions=versions())
-    card = dict(cards[0], averaged_from=[str(p) for p in paths], metrics={}, created=datetime.now(timezone.utc).isoformat(timespec='seconds'), **made)
+    card = dict(card, averaged_from=[str(p) for p in used], metrics={}, created=datetime.now(timezone.utc).isoformat(timespec='seconds'), **extra, **made)
     model_dir.mkdir(parents=True, exist_ok=True)
-    settings = dict(models=[str(p.resolve()) for p in paths], **made)
+    settings = dict(models=[str(p.resolve()) for p in models], **made)
     with atomic_path(model_dir/'settings.json') as p: p.write_text(json.dumps(settings, indent=2))
-    with atomic_path(model_dir/'best.safetensors') as p: save_file(avg, str(p))
+    with atomic_path(model_dir/'best.safetensors') as p: save_file(state, str(p))
     with atomic_path(model_dir/'best.json') as p: p.write_text(json.dumps(card, indent=2))  # last: a model_dir with a card is complete
     return model_dir
 
+def average_models(models:list, # model_dirs, cards or .safetensors files (see `find_model_card`), at least 2
+                   model_dir, # new folder for the average: best.safetensors, best.json, settings.json
+                   command:str|None=None, # how it was made, for the card (default: this call)
+                  ) -> Path: # `model_dir`
+    "Average the weights of `models` (a uniform model soup) into a new model_dir; the card is the first model's."
+    model_dir = Path(model_dir)
+    paths, nets, cards = _load_models(models, model_dir)
+    command = command or f'average_models({[str(m) for m in models]!r}, {str(model_dir)!r})'
+    return _write_average(model_dir, _mean_state(nets), cards[0], paths, paths, command)
+
 # %% ../nbs/03_learner.ipynb #663f8a8b
+def split_accuracy(net, card:dict, dls, split:str='PublicTest') -> float:
+    "Accuracy of `net` on all of `split` in `dls`, with the card's test-time augmentation."
+    p = privatetest_predictions(net, card, dls, split)
+    return float((p.true == p.predicted).mean())
+
+def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
+                data_loc, # FER2013 (see `emotion_dataloaders`): its PublicTest chooses
+                model_dir, # new folder for the soup
+                command:str|None=None, # how it was made, for the card (default: this call)
+               ) -> Path: # `model_dir`
+    "Average the `models` that help on PublicTest: ranked by accuracy alone, each kept if the soup's accuracy does not drop."
+    import copy
+    model_dir = Path(model_dir)
+    paths, nets, cards = _load_models(models, model_dir)
+    dls = emotion_dataloaders(data_loc, img_size=cards[0]['img_size'], aug=False, progress=False)
+    alone = [split_accuracy(n, c, dls) for n, c in zip(nets, cards)]
+    order = sorted(range(len(nets)), key=lambda i: -alone[i])  # stable: ties keep the given order
+    kept, best, net = [order[0]], alone[order[0]], copy.deepcopy(nets[order[0]])
+    tried = [dict(model=str(paths[order[0]]), alone=round(alone[order[0]], 4), soup=round(best, 4), kept=True)]
+    for i in order[1:]:
+        state = _mean_state([nets[j] for j in kept + [i]])
+        net.load_state_dict(state); acc = split_accuracy(net, cards[order[0]], dls)
+        keep = acc >= best
+        if keep: kept, best = kept + [i], acc
+        tried.append(dict(model=str(paths[i]), alone=round(alone[i], 4), soup=round(acc, 4), kept=keep))
+    command = command or f'greedy_soup({[str(m) for m in models]!r}, {str(data_loc)!r}, {str(model_dir)!r})'
+    return _write_average(model_dir, _mean_state([nets[j] for j in kept]), cards[order[0]], [paths[j] for j in kept], paths, command,
+                          greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
+
+# %% ../nbs/03_learner.ipynb #f3e57c6d
 @call_parse
 def masked_emotions_average(
     models:Param('Models to average: model_dirs, cards or .safetensors files trained here, of one architecture', str, nargs='+'),
     model_dir:Param('New folder for the averaged model', str)=None,
+    greedy:Param('Greedy soup: keep only the models that raise PublicTest accuracy of the data in --data_loc', store_true)=False,
+    data_loc:Param('FER2013 whose PublicTest chooses the models (with --greedy)', str)=None,
 ):
-    "Average the weights of trained models (a uniform model soup) into a new model_dir."
+    "Average the weights of trained models (a uniform or greedy model soup) into a new model_dir."
     if not model_dir: sys.exit('masked_emotions_average: --model_dir is required (a new folder for the averaged model)')
-    try: out = average_models(models, model_dir, command=' '.join(['masked_emotions_average'] + sys.argv[1:]))
+    if greedy != (data_loc is not None): sys.exit('masked_emotions_average: --greedy and --data_loc go together (the soup is chosen on its PublicTest)')
+    command = ' '.join(['masked_emotions_average'] + sys.argv[1:])
+    try: out = greedy_soup(models, data_loc, model_dir, command) if greedy else average_models(models, model_dir, command)
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_average: {e}')
-    print(f'{out}: average of {len(models)} models')
+    card = json.loads((out/'best.json').read_text())
+    print(f"{out}: average of {len(card['averaged_from'])} of {len(models)} models" +
+          (f", PublicTest accuracy {card['greedy']['accuracy']:.4f}" if greedy else ''))

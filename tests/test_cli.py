@@ -110,6 +110,8 @@ def test_average_two_models_then_predict(tmp_path):
     (['a.json', '--model_dir', 'one'], 'at least 2 models'),
     (['a.json', 'missing.json', '--model_dir', 'two'], 'missing.json: no model card'),
     (['a.json', 'a.json'], '--model_dir is required'),
+    (['a.json', 'a.json', '--model_dir', 'two', '--greedy'], '--greedy and --data_loc go together'),
+    (['a.json', 'a.json', '--model_dir', 'two', '--data_loc', 'fer'], '--greedy and --data_loc go together'),
 ])
 def test_average_bad_arguments(tmp_path, args, msg):
     save_untrained(tmp_path, 'a')
@@ -144,3 +146,15 @@ def test_analyze_bad_input(tmp_path):
 def test_import_is_light():
     r = run('python', '-c', 'import sys, masked_emotions; print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "fastai", "dlib", "cv2")))')
     assert r.returncode == 0 and r.stdout.strip() == '[]'
+
+
+def test_greedy_soup_on_publictest(fer_folder, tmp_path):
+    save_untrained(tmp_path, 'a', 'b')
+    r = run('masked_emotions_average', tmp_path / 'a.json', tmp_path / 'b.json', '--model_dir', tmp_path / 'soup', '--greedy', '--data_loc', fer_folder)
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / 'soup' / 'best.json').read_text())
+    g = card['greedy']
+    assert g['split'] == 'PublicTest' and sorted(t['model'] for t in g['tried']) == [str(tmp_path / 'a.json'), str(tmp_path / 'b.json')]
+    assert card['averaged_from'] == [t['model'] for t in g['tried'] if t['kept']] and g['tried'][0]['kept']
+    assert g['accuracy'] >= max(t['alone'] for t in g['tried'])
+    assert f"average of {len(card['averaged_from'])} of 2 models, PublicTest accuracy {g['accuracy']:.4f}" in r.stdout
