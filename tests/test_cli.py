@@ -112,6 +112,7 @@ def test_average_two_models_then_predict(tmp_path):
     (['a.json', 'a.json'], '--model_dir is required'),
     (['a.json', 'a.json', '--model_dir', 'two', '--greedy'], '--greedy and --data_loc go together'),
     (['a.json', 'a.json', '--model_dir', 'two', '--data_loc', 'fer'], '--greedy and --data_loc go together'),
+    (['a.json', 'a.json', '--model_dir', 'two', '--greedy', '--data_loc', 'nosuchdir'], 'nosuchdir: no such file or folder'),
 ])
 def test_average_bad_arguments(tmp_path, args, msg):
     save_untrained(tmp_path, 'a')
