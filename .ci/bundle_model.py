@@ -64,8 +64,9 @@ if __name__ == '__main__':
     new, old = score(card['metrics']), score(json.loads(default_model_card().read_text())['metrics']) if default_model_card().exists() else (0, 0)
     if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PublicTest accuracy, macro-F1 {new} do not beat the bundled model {old}; not bundled')
     card['reproduce'] = reproduce(run, data)
-    if 'averaged_from' in card: card['averaged_from'] = [portable(str(Path(m).resolve()), run, data) for m in card['averaged_from']]
-    for t in card.get('greedy', {}).get('tried', []): t['model'] = portable(str(Path(t['model']).resolve()), run, data)
+    where = lambda m: portable(str(Path(m).resolve()), run, data)  # a model's path, as the reproduce commands write it
+    if 'averaged_from' in card: card['averaged_from'] = [where(m) for m in card['averaged_from']]
+    for t in card.get('greedy', {}).get('tried', []): t['model'] = where(t['model'])
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
     shutil.copy(card_path.with_suffix('.safetensors'), ASSETS / 'default_model.safetensors')
     with atomic_path(ASSETS / 'default_model.json') as p: p.write_text(json.dumps(card, indent=2))

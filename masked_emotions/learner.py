@@ -278,16 +278,16 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
     dls = emotion_dataloaders(data_loc, img_size=cards[0]['img_size'], aug=False, progress=False)
     alone = [split_accuracy(n, c, dls) for n, c in zip(nets, cards)]
     order = sorted(range(len(nets)), key=lambda i: -alone[i])  # stable: ties keep the given order
-    kept, best, net = [order[0]], alone[order[0]], copy.deepcopy(nets[order[0]])
+    kept, best, net, soup = [order[0]], alone[order[0]], copy.deepcopy(nets[order[0]]), _mean_state([nets[order[0]]])
     tried = [dict(model=str(paths[order[0]]), alone=round(alone[order[0]], 4), soup=round(best, 4), kept=True)]
     for i in order[1:]:
         state = _mean_state([nets[j] for j in kept + [i]])
         net.load_state_dict(state); acc = split_accuracy(net, cards[order[0]], dls)
         keep = acc >= best
-        if keep: kept, best = kept + [i], acc
+        if keep: kept, best, soup = kept + [i], acc, state
         tried.append(dict(model=str(paths[i]), alone=round(alone[i], 4), soup=round(acc, 4), kept=keep))
     command = command or f'greedy_soup({[str(m) for m in models]!r}, {str(data_loc)!r}, {str(model_dir)!r})'
-    return _write_average(model_dir, _mean_state([nets[j] for j in kept]), cards[order[0]], [paths[j] for j in kept], paths, command,
+    return _write_average(model_dir, soup, cards[order[0]], [paths[j] for j in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
 
 # %% ../nbs/03_learner.ipynb #f3e57c6d
@@ -304,6 +304,6 @@ def masked_emotions_average(
     command = ' '.join(['masked_emotions_average'] + sys.argv[1:])
     try: out = greedy_soup(models, data_loc, model_dir, command) if greedy else average_models(models, model_dir, command)
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_average: {e}')
-    card = json.loads((out/'best.json').read_text())
+    card = read_card(out/'best.json')
     print(f"{out}: average of {len(card['averaged_from'])} of {len(models)} models" +
           (f", PublicTest accuracy {card['greedy']['accuracy']:.4f}" if greedy else ''))
