@@ -128,7 +128,8 @@ def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle 
     if model not in ARCHS: raise ValueError(f"unknown model {model!r}: expected one of {', '.join(ARCHS)}")
     model_dir = Path(model_dir or Path('runs')/model)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items() if k != 'command'}
-    settings.update(command=command or 'train(' + ', '.join(f'{k}={v!r}' for k, v in settings.items()) + ')', versions=versions())
+    call = ', '.join(f'{k}={v!r}' for k, v in settings.items() if k != 'resume')  # the call that makes the run from scratch
+    settings.update(command=command or f'train({call})', versions=versions())
     img_size = img_size or max(48, TORCHVISION_ARCHS.get(model, 48))
     set_seed(seed, reproducible=False)
     dls = emotion_dataloaders(data_loc, bs=batch_size, img_size=img_size, aug=data_aug, progress=verbose)
@@ -156,6 +157,7 @@ def fit_run(learn, model_dir:Path, settings:dict, num_epochs:int, lr:float, resu
     start, best = _start_epoch(model_dir, learn, resume)
     if not resume:
         for f in ('history.csv', 'best.json', 'best.safetensors'): (model_dir/f).unlink(missing_ok=True)
+    else: settings = dict(settings, resumed_at=json.loads((model_dir/'settings.json').read_text()).get('resumed_at', []) + [start])
     (model_dir/'settings.json').write_text(json.dumps(settings, indent=2))
     card = model_card(learn.dls, learn.arch, settings)
     cbs = [RunFiles(model_dir, card, best, start)]
@@ -213,7 +215,8 @@ def masked_emotions_train(
     for flag, on in dict(data_aug=data_aug, tta=tta).items(): args[flag] = args.get(flag, False) or on
     if data_loc is None: sys.exit('masked_emotions_train: --data_loc is required (FER2013 folder or CSV, masked or not)')
     try: out = train(data_loc, model_dir=model_dir or Path('runs')/(preset or args.get('model', 'emotion_cnn')), verbose=verbose, pretrained=pretrained,
-                     weights=weights, save_predictions=save_predictions, resume=resume, seed=seed, command=' '.join(['masked_emotions_train'] + sys.argv[1:]), **args)
+                     weights=weights, save_predictions=save_predictions, resume=resume, seed=seed,
+                     command=' '.join(['masked_emotions_train'] + [a for a in sys.argv[1:] if a != '--resume']), **args)
     except (ValueError, FileNotFoundError, RuntimeError) as e: sys.exit(f'masked_emotions_train: {e}')
     m = json.loads((out/'best.json').read_text())['metrics']
     print(f"{out}: best epoch {m['epoch']}, valid accuracy {m['valid_accuracy']:.4f}" + (f", test accuracy {m['test_accuracy']:.4f}" if 'test_accuracy' in m else ''))

@@ -67,6 +67,14 @@ def test_train_one_epoch_then_analyze(fer_folder, tmp_path):
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)[0]['faces'][0]['emotion'] in EMOTIONS
 
+    r = run('masked_emotions_train', '--data_loc', fer_folder, '--model', 'emotion_cnn', '--num_epochs', '2', '--batch_size', '8',
+            '--learning_rate', '0.001', '--model_dir', run_dir, '--resume')  # one more epoch
+    assert r.returncode == 0, r.stderr
+    assert pd.read_csv(run_dir / 'history.csv').epoch.tolist() == [0, 1]
+    settings = json.loads((run_dir / 'settings.json').read_text())
+    assert settings['resumed_at'] == [1] and settings['num_epochs'] == 2
+    assert '--resume' not in settings['command'] and '--num_epochs 2' in settings['command']  # remakes the run from scratch
+
 
 @pytest.mark.parametrize('args, msg', [
     (['--model', 'lenet'], "unknown model 'lenet'"),
