@@ -155,9 +155,9 @@ def fit_run(learn, model_dir:Path, settings:dict, num_epochs:int, lr:float, resu
     from contextlib import nullcontext
     model_dir.mkdir(parents=True, exist_ok=True)
     start, best = _start_epoch(model_dir, learn, resume)
-    if not resume:
+    if resume: settings = dict(settings, resumed_at=json.loads((model_dir/'settings.json').read_text()).get('resumed_at', []) + [start])
+    else:
         for f in ('history.csv', 'best.json', 'best.safetensors'): (model_dir/f).unlink(missing_ok=True)
-    else: settings = dict(settings, resumed_at=json.loads((model_dir/'settings.json').read_text()).get('resumed_at', []) + [start])
     (model_dir/'settings.json').write_text(json.dumps(settings, indent=2))
     card = model_card(learn.dls, learn.arch, settings)
     cbs = [RunFiles(model_dir, card, best, start)]
