@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd, torch
 import warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # raised inside fastai's import; not ours to fix
-from fastai.vision.all import (Learner, Callback, CrossEntropyLossFlat, accuracy, Adam, SGD, set_seed)
+from fastai.vision.all import (Learner, Callback, CrossEntropyLossFlat, MixUp, accuracy, Adam, SGD, set_seed)
 from fastcore.script import call_parse, Param, store_true
 from .core import *
 from .models import *
@@ -28,19 +28,22 @@ def emotion_learner(dls, # from `emotion_dataloaders`
                     momentum:float|None=None, # SGD with this momentum; None: AdamW
                     wd:float=0.01, # weight decay
                     label_smoothing:float=0.1,
+                    mixup:float=0., # MixUp's alpha: train on blends of image pairs and of their labels; 0: off
                     **kwargs) -> Learner: # passed to `Learner`
     "A fastai Learner for masked-emotion recognition with architecture `arch`."
     from fastai.callback.channelslast import ChannelsLast
     min_size = TORCHVISION_ARCHS.get(arch, 32)
     if dls.img_size < min_size: raise ValueError(f'{arch} needs images of at least {min_size} px: pass img_size={min_size} or more')
+    if mixup < 0: raise ValueError(f'mixup must be 0 (off) or a positive alpha, got {mixup}')
     opt_func = (lambda p, lr: SGD(p, lr, mom=momentum, wd=wd)) if momentum else Adam
     learn = Learner(dls, create_model(arch, len(dls.vocab), 1, pretrained, weights), opt_func=opt_func, wd=wd,
                     loss_func=CrossEntropyLossFlat(label_smoothing=label_smoothing), metrics=accuracy, **kwargs)
     learn.add_cb(ChannelsLast())
+    if mixup: learn.add_cb(MixUp(mixup))
     learn.arch, learn.momentum = arch, momentum
     return learn
 
-# %% ../nbs/03_learner.ipynb #382c2c62
+# %% ../nbs/03_learner.ipynb #2bb173a9
 PRESETS = {
     'default':               dict(model='emotion_cnn', learning_rate=3e-3, num_epochs=20, batch_size=64, data_aug=True, tta=True),
     'alexnet':               dict(model='alexnet', learning_rate=0.005, num_epochs=150, momentum=0.9, img_size=64, data_aug=True),
@@ -52,14 +55,14 @@ PRESETS = {
     'densenet121-lr0.01':    dict(model='densenet121', learning_rate=0.01, num_epochs=200, momentum=0.9, data_aug=True),
 }
 
-# %% ../nbs/03_learner.ipynb #2bb173a9
+# %% ../nbs/03_learner.ipynb #f8df3351
 def versions() -> dict:
     "Versions of Python and the libraries a run depends on."
     import fastai, fastcore, torchvision, dlib
     return dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
                 fastai=fastai.__version__, fastcore=fastcore.__version__, dlib=dlib.__version__)
 
-# %% ../nbs/03_learner.ipynb #e9ed8fe1
+# %% ../nbs/03_learner.ipynb #e72c67d8
 class RunFiles(Callback):
     "Each epoch: save the checkpoint, and the best model (lowest valid loss) as safetensors with its card."
     order = 60  # after the Recorder has the epoch's metrics
@@ -84,7 +87,7 @@ class RunFiles(Callback):
         with atomic_path(fn) as p: hist.to_csv(p, index=False)
     def card_for(self, **metrics) -> dict: return dict(self.card, metrics=dict(self.card.get('metrics', {}), **{k: float(v) if not isinstance(v, int) else v for k, v in metrics.items()}))
 
-# %% ../nbs/03_learner.ipynb #f8df3351
+# %% ../nbs/03_learner.ipynb #48b8555b
 def model_card(dls, arch:str, settings:dict) -> dict:
     "The model card of a run: how to rebuild and feed the network, and what it was trained on."
     counts = dls.items.split.value_counts().to_dict()
@@ -96,7 +99,7 @@ def model_card(dls, arch:str, settings:dict) -> dict:
                 created=datetime.now(timezone.utc).isoformat(timespec='seconds'), versions=versions(),
                 command=settings.get('command'), metrics={})
 
-# %% ../nbs/03_learner.ipynb #48b8555b
+# %% ../nbs/03_learner.ipynb #caa7eec3
 def privatetest_predictions(net, card:dict, dls, split:str='PrivateTest') -> pd.DataFrame:
     "Predictions of `net` on all of `split`, with the card's test-time augmentation: file, true, predicted and the seven probabilities."
     items = dls.items[dls.items.split == split]
@@ -104,7 +107,7 @@ def privatetest_predictions(net, card:dict, dls, split:str='PrivateTest') -> pd.
     df = pd.DataFrame(dict(file=items.source.values, true=items.label.values, predicted=[card['classes'][i] for i in probs.argmax(1)]))
     return pd.concat([df, pd.DataFrame(probs, columns=card['classes'])], axis=1)
 
-# %% ../nbs/03_learner.ipynb #2c88685f
+# %% ../nbs/03_learner.ipynb #30350f98
 def plot_history(history:pd.DataFrame, dest) -> Path:
     "Loss and accuracy per epoch, saved as a PNG."
     import matplotlib; matplotlib.use('Agg', force=False)
@@ -117,15 +120,18 @@ def plot_history(history:pd.DataFrame, dest) -> Path:
     plt.close(fig)
     return Path(dest)
 
-# %% ../nbs/03_learner.ipynb #caa7eec3
+# %% ../nbs/03_learner.ipynb #c69c8f9d
 def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle CSV (masked once, cached)
           model:str='emotion_cnn', model_dir=None, batch_size:int=64, learning_rate:float=3e-3, num_epochs:int=30,
           verbose:bool=False, pretrained:bool=False, weights=None, data_aug:bool=True, save_predictions:bool=False,
-          momentum:float|None=None, img_size:int|None=None, resume:bool=False, tta:bool=False, seed:int=0, command=None) -> Path:
+          momentum:float|None=None, img_size:int|None=None, resume:bool=False, tta:bool=False, seed:int=0,
+          mixup:float=0., # MixUp's alpha: train on blends of image pairs and of their labels; 0: off
+          command=None) -> Path:
     "Train `model` on masked FER2013 into `model_dir`, as `masked_emotions_train` does; return `model_dir`."
     if not learning_rate or learning_rate <= 0: raise ValueError(f'learning_rate must be positive, got {learning_rate}')
     if num_epochs < 1: raise ValueError(f'num_epochs must be at least 1, got {num_epochs}')
     if model not in ARCHS: raise ValueError(f"unknown model {model!r}: expected one of {', '.join(ARCHS)}")
+    if mixup < 0: raise ValueError(f'mixup must be 0 (off) or a positive alpha, got {mixup}')  # before the data are read
     model_dir = Path(model_dir or Path('runs')/model)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items() if k != 'command'}
     call = ', '.join(f'{k}={v!r}' for k, v in settings.items() if k != 'resume')  # the call that makes the run from scratch
@@ -133,10 +139,10 @@ def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle 
     img_size = img_size or max(48, TORCHVISION_ARCHS.get(model, 48))
     set_seed(seed, reproducible=False)
     dls = emotion_dataloaders(data_loc, bs=batch_size, img_size=img_size, aug=data_aug, progress=verbose)
-    learn = emotion_learner(dls, model, pretrained, weights, momentum, path=model_dir, model_dir='.')
+    learn = emotion_learner(dls, model, pretrained, weights, momentum, mixup=mixup, path=model_dir, model_dir='.')
     return fit_run(learn, model_dir, settings, num_epochs, learning_rate, resume, save_predictions, verbose)
 
-# %% ../nbs/03_learner.ipynb #30350f98
+# %% ../nbs/03_learner.ipynb #27eaf007
 def _start_epoch(model_dir:Path, learn, resume:bool) -> tuple:
     "Epoch to start from and the best valid loss so far: (0, inf) for a new run."
     ck = model_dir/'checkpoint.json'
@@ -148,7 +154,7 @@ def _start_epoch(model_dir:Path, learn, resume:bool) -> tuple:
     with atomic_path(model_dir/'history.csv') as p: hist.to_csv(p, index=False)
     return done, float(hist.valid_loss.min())
 
-# %% ../nbs/03_learner.ipynb #c69c8f9d
+# %% ../nbs/03_learner.ipynb #cd61bd69
 def fit_run(learn, model_dir:Path, settings:dict, num_epochs:int, lr:float, resume:bool, save_predictions:bool, verbose:bool) -> Path:
     "Fit `learn` one-cycle for `num_epochs`, writing the run's files into `model_dir`."
     from fastai.torch_core import num_distrib
@@ -170,7 +176,7 @@ def fit_run(learn, model_dir:Path, settings:dict, num_epochs:int, lr:float, resu
         if start < num_epochs: learn.fit_one_cycle(num_epochs, lr, moms=moms, cbs=cbs, start_epoch=start)
     return finish_run(learn, model_dir, card, save_predictions)
 
-# %% ../nbs/03_learner.ipynb #27eaf007
+# %% ../nbs/03_learner.ipynb #3e9bdfe2
 def finish_run(learn, model_dir:Path, card:dict, save_predictions:bool) -> Path:
     "Write the final model, the plot, and test metrics (and predictions) of the best model."
     hist = pd.read_csv(model_dir/'history.csv')
@@ -186,7 +192,7 @@ def finish_run(learn, model_dir:Path, card:dict, save_predictions:bool) -> Path:
             with atomic_path(model_dir/'test_predictions.csv') as p: preds.to_csv(p, index=False)
     return model_dir
 
-# %% ../nbs/03_learner.ipynb #46c7999b
+# %% ../nbs/03_learner.ipynb #0084fee1
 @call_parse
 def masked_emotions_train(
     data_loc:Param('FER2013: masked folder, or image folder / Kaggle CSV to mask once (cached)', str)=None,
@@ -206,6 +212,7 @@ def masked_emotions_train(
     resume:Param('Continue an interrupted run in model_dir from its checkpoint', store_true)=False,
     tta:Param('Evaluate with test-time augmentation: mirror image and TTA_ZOOMS', store_true)=False,
     seed:Param('Random seed', int)=0,
+    mixup:Param("Train with MixUp of this alpha (e.g. 0.4); 0: off", float)=0.,
 ):
     "Train an emotion model on masked FER2013."
     if preset is not None and preset not in PRESETS: sys.exit(f"masked_emotions_train: unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
@@ -215,13 +222,13 @@ def masked_emotions_train(
     for flag, on in dict(data_aug=data_aug, tta=tta).items(): args[flag] = args.get(flag, False) or on
     if data_loc is None: sys.exit('masked_emotions_train: --data_loc is required (FER2013 folder or CSV, masked or not)')
     try: out = train(data_loc, model_dir=model_dir or Path('runs')/(preset or args.get('model', 'emotion_cnn')), verbose=verbose, pretrained=pretrained,
-                     weights=weights, save_predictions=save_predictions, resume=resume, seed=seed,
+                     weights=weights, save_predictions=save_predictions, resume=resume, seed=seed, mixup=mixup,
                      command=' '.join(['masked_emotions_train'] + [a for a in sys.argv[1:] if a != '--resume']), **args)
     except (ValueError, FileNotFoundError, RuntimeError) as e: sys.exit(f'masked_emotions_train: {e}')
     m = json.loads((out/'best.json').read_text())['metrics']
     print(f"{out}: best epoch {m['epoch']}, valid accuracy {m['valid_accuracy']:.4f}" + (f", test accuracy {m['test_accuracy']:.4f}" if 'test_accuracy' in m else ''))
 
-# %% ../nbs/03_learner.ipynb #0084fee1
+# %% ../nbs/03_learner.ipynb #9cfff274
 SHARED_CARD_KEYS = ('arch', 'img_size', 'n_in', 'classes', 'normalize')  # what models must share to be averaged
 
 def _load_models(models:list, model_dir:Path) -> tuple:
@@ -263,7 +270,7 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
     command = command or f'average_models({[str(m) for m in models]!r}, {str(model_dir)!r})'
     return _write_average(model_dir, _mean_state(nets), cards[0], paths, paths, command)
 
-# %% ../nbs/03_learner.ipynb #663f8a8b
+# %% ../nbs/03_learner.ipynb #c4bb7c57
 def split_accuracy(net, card:dict, dls, split:str='PublicTest') -> float:
     "Accuracy of `net` on all of `split` in `dls`, with the card's test-time augmentation."
     p = privatetest_predictions(net, card, dls, split)
@@ -293,7 +300,7 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
     return _write_average(model_dir, soup, cards[order[0]], [paths[j] for j in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
 
-# %% ../nbs/03_learner.ipynb #f3e57c6d
+# %% ../nbs/03_learner.ipynb #faa74c6a
 @call_parse
 def masked_emotions_average(
     models:Param('Models to average: model_dirs, cards or .safetensors files trained here, of one architecture', str, nargs='+'),

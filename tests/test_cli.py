@@ -81,6 +81,7 @@ def test_train_one_epoch_then_analyze(fer_folder, tmp_path):
     (['--learning_rate', '-0.1'], 'learning_rate must be positive'),
     (['--preset', 'huge'], "unknown preset 'huge'"),
     (['--resume'], 'nothing to resume'),
+    (['--mixup', '-1'], 'mixup must be 0 (off) or a positive alpha'),
 ])
 def test_train_bad_arguments(fer_folder, tmp_path, args, msg):
     r = run('masked_emotions_train', '--data_loc', fer_folder, '--model_dir', tmp_path / 'run', *args)
