@@ -17,11 +17,15 @@ from .models import *
 from .data import emotion_dataloaders
 
 # %% auto #0
-__all__ = ['PRESETS', 'SHARED_CARD_KEYS', 'emotion_learner', 'versions', 'RunFiles', 'model_card', 'privatetest_predictions',
-           'plot_history', 'train', 'fit_run', 'finish_run', 'masked_emotions_train', 'average_models',
-           'split_accuracy', 'greedy_soup', 'masked_emotions_average']
+__all__ = ['PRESETS', 'SHARED_CARD_KEYS', 'check_mixup', 'emotion_learner', 'versions', 'RunFiles', 'model_card',
+           'privatetest_predictions', 'plot_history', 'train', 'fit_run', 'finish_run', 'masked_emotions_train',
+           'average_models', 'split_accuracy', 'greedy_soup', 'masked_emotions_average']
 
 # %% ../nbs/03_learner.ipynb #5c465839
+def check_mixup(mixup:float) -> None:
+    "Refuse a MixUp alpha that is negative (0 is off)."
+    if mixup < 0: raise ValueError(f'mixup must be 0 (off) or a positive alpha, got {mixup}')
+
 def emotion_learner(dls, # from `emotion_dataloaders`
                     arch:str='emotion_cnn', # one of `ARCHS`
                     pretrained:bool=False, weights:str|None=None, # see `create_model`
@@ -34,7 +38,7 @@ def emotion_learner(dls, # from `emotion_dataloaders`
     from fastai.callback.channelslast import ChannelsLast
     min_size = TORCHVISION_ARCHS.get(arch, 32)
     if dls.img_size < min_size: raise ValueError(f'{arch} needs images of at least {min_size} px: pass img_size={min_size} or more')
-    if mixup < 0: raise ValueError(f'mixup must be 0 (off) or a positive alpha, got {mixup}')
+    check_mixup(mixup)
     opt_func = (lambda p, lr: SGD(p, lr, mom=momentum, wd=wd)) if momentum else Adam
     learn = Learner(dls, create_model(arch, len(dls.vocab), 1, pretrained, weights), opt_func=opt_func, wd=wd,
                     loss_func=CrossEntropyLossFlat(label_smoothing=label_smoothing), metrics=accuracy, **kwargs)
@@ -131,7 +135,7 @@ def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle 
     if not learning_rate or learning_rate <= 0: raise ValueError(f'learning_rate must be positive, got {learning_rate}')
     if num_epochs < 1: raise ValueError(f'num_epochs must be at least 1, got {num_epochs}')
     if model not in ARCHS: raise ValueError(f"unknown model {model!r}: expected one of {', '.join(ARCHS)}")
-    if mixup < 0: raise ValueError(f'mixup must be 0 (off) or a positive alpha, got {mixup}')  # before the data are read
+    check_mixup(mixup)  # before the data are read
     model_dir = Path(model_dir or Path('runs')/model)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items() if k != 'command'}
     call = ', '.join(f'{k}={v!r}' for k, v in settings.items() if k != 'resume')  # the call that makes the run from scratch
