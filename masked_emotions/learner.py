@@ -235,16 +235,27 @@ def masked_emotions_train(
 # %% ../nbs/03_learner.ipynb #9cfff274
 SHARED_CARD_KEYS = ('arch', 'img_size', 'n_in', 'classes', 'normalize')  # what models must share to be averaged
 
-def _load_models(models:list, model_dir:Path) -> tuple:
+def _load_models(models:list, model_dir:Path, ensemble:bool=False) -> tuple:
     "Cards and networks of `models`, refused before anything is written when they cannot be averaged into `model_dir`."
     if len(models) < 2: raise ValueError(f'averaging needs at least 2 models, got {len(models)}')
     if (model_dir/'best.json').exists(): raise ValueError(f'{model_dir}: already holds a model (best.json); choose a new model_dir')
     paths = [find_model_card(m) for m in models]
     nets, cards = zip(*[load_model(p) for p in paths])  # each card read, and its weights checked against its network
+    shared = SHARED_CARD_KEYS[1:] if ensemble else SHARED_CARD_KEYS  # an ensemble's members may differ in architecture
     for p, c in zip(paths[1:], cards[1:]):
-        diff = [k for k in SHARED_CARD_KEYS if c.get(k) != cards[0].get(k)]
+        diff = [k for k in shared if c.get(k) != cards[0].get(k)]
         if diff: raise ValueError(f'{p}: cannot be averaged with {paths[0]}: different {", ".join(diff)}')
     return paths, nets, cards
+
+def _combine(nets:list, cards:list, ensemble:bool) -> tuple:
+    "(network, its state, its card): the weight average of `nets`, or with `ensemble` their `Ensemble`; the card is the first's."
+    import copy
+    if not ensemble:
+        state = _mean_state(nets); net = copy.deepcopy(nets[0]); net.load_state_dict(state)
+        return net, state, cards[0]
+    net = Ensemble(nets).eval()
+    members = [{k: c[k] for k in ('arch', 'members') if k in c} for c in cards]
+    return net, {k: v.contiguous() for k, v in net.state_dict().items()}, dict(cards[0], arch=ENSEMBLE, members=members)
 
 def _mean_state(nets:list) -> dict:
     "The weight-by-weight mean of the state dicts of `nets`; integer counters are the first's."
@@ -267,12 +278,14 @@ def _write_average(model_dir:Path, state:dict, card:dict, used:list, models:list
 def average_models(models:list, # model_dirs, cards or .safetensors files (see `find_model_card`), at least 2
                    model_dir, # new folder for the average: best.safetensors, best.json, settings.json
                    command:str|None=None, # how it was made, for the card (default: this call)
+                   ensemble:bool=False, # average their predictions (an `Ensemble`) instead of their weights
                   ) -> Path: # `model_dir`
-    "Average the weights of `models` (a uniform model soup) into a new model_dir; the card is the first model's."
+    "Average the weights of `models` (a uniform model soup), or with `ensemble` their predictions, into a new model_dir."
     model_dir = Path(model_dir)
-    paths, nets, cards = _load_models(models, model_dir)
-    command = command or f'average_models({[str(m) for m in models]!r}, {str(model_dir)!r})'
-    return _write_average(model_dir, _mean_state(nets), cards[0], paths, paths, command)
+    paths, nets, cards = _load_models(models, model_dir, ensemble)
+    command = command or f'average_models({[str(m) for m in models]!r}, {str(model_dir)!r}, ensemble={ensemble})'
+    _, state, card = _combine(nets, cards, ensemble)
+    return _write_average(model_dir, state, card, paths, paths, command)
 
 # %% ../nbs/03_learner.ipynb #c4bb7c57
 def split_accuracy(net, card:dict, dls, split:str='PublicTest') -> float:
@@ -284,40 +297,42 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
                 data_loc, # FER2013 (see `emotion_dataloaders`): its PublicTest chooses
                 model_dir, # new folder for the soup
                 command:str|None=None, # how it was made, for the card (default: this call)
+                ensemble:bool=False, # average the chosen models' predictions (an `Ensemble`) instead of their weights
                ) -> Path: # `model_dir`
     "Average the `models` that help on PublicTest: ranked by accuracy alone, each kept if the soup's accuracy does not drop."
-    import copy
     model_dir = Path(model_dir)
-    paths, nets, cards = _load_models(models, model_dir)
+    paths, nets, cards = _load_models(models, model_dir, ensemble)
     dls = emotion_dataloaders(data_loc, img_size=cards[0]['img_size'], aug=False, progress=False)
     alone = [split_accuracy(n, c, dls) for n, c in zip(nets, cards)]
     order = sorted(range(len(nets)), key=lambda i: -alone[i])  # stable: ties keep the given order
-    kept, best, net, soup = [order[0]], alone[order[0]], copy.deepcopy(nets[order[0]]), _mean_state([nets[order[0]]])
+    kept, best = [order[0]], alone[order[0]]
     tried = [dict(model=str(paths[order[0]]), alone=round(alone[order[0]], 4), soup=round(best, 4), kept=True)]
     for i in order[1:]:
-        state = _mean_state([nets[j] for j in kept + [i]])
-        net.load_state_dict(state); acc = split_accuracy(net, cards[order[0]], dls)
+        net, _, card = _combine([nets[j] for j in kept + [i]], [cards[j] for j in kept + [i]], ensemble)
+        acc = split_accuracy(net, card, dls)
         keep = acc >= best
-        if keep: kept, best, soup = kept + [i], acc, state
+        if keep: kept, best = kept + [i], acc
         tried.append(dict(model=str(paths[i]), alone=round(alone[i], 4), soup=round(acc, 4), kept=keep))
-    command = command or f'greedy_soup({[str(m) for m in models]!r}, {str(data_loc)!r}, {str(model_dir)!r})'
-    return _write_average(model_dir, soup, cards[order[0]], [paths[j] for j in kept], paths, command,
+    _, state, card = _combine([nets[j] for j in kept], [cards[j] for j in kept], ensemble and len(kept) > 1)
+    command = command or f'greedy_soup({[str(m) for m in models]!r}, {str(data_loc)!r}, {str(model_dir)!r}, ensemble={ensemble})'
+    return _write_average(model_dir, state, card, [paths[j] for j in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
 
-# %% ../nbs/03_learner.ipynb #faa74c6a
+# %% ../nbs/03_learner.ipynb #24cfc3a9
 @call_parse
 def masked_emotions_average(
-    models:Param('Models to average: model_dirs, cards or .safetensors files trained here, of one architecture', str, nargs='+'),
+    models:Param('Models to average: model_dirs, cards or .safetensors files trained here, of one architecture (any, with --ensemble)', str, nargs='+'),
     model_dir:Param('New folder for the averaged model', str)=None,
     greedy:Param('Greedy soup: keep only the models that raise PublicTest accuracy of the data in --data_loc', store_true)=False,
     data_loc:Param('FER2013 whose PublicTest chooses the models (with --greedy)', str)=None,
+    ensemble:Param("Average the models' predictions (an ensemble) instead of their weights", store_true)=False,
 ):
-    "Average the weights of trained models (a uniform or greedy model soup) into a new model_dir."
+    "Average the weights of trained models (a uniform or greedy model soup), or their predictions (an ensemble), into a new model_dir."
     if not model_dir: sys.exit('masked_emotions_average: --model_dir is required (a new folder for the averaged model)')
     if greedy != (data_loc is not None): sys.exit('masked_emotions_average: --greedy and --data_loc go together (the soup is chosen on its PublicTest)')
     command = ' '.join(['masked_emotions_average'] + sys.argv[1:])
-    try: out = greedy_soup(models, data_loc, model_dir, command) if greedy else average_models(models, model_dir, command)
+    try: out = greedy_soup(models, data_loc, model_dir, command, ensemble) if greedy else average_models(models, model_dir, command, ensemble)
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_average: {e}')
     card = read_card(out/'best.json')
-    print(f"{out}: average of {len(card['averaged_from'])} of {len(models)} models" +
+    print(f"{out}: {'ensemble' if ensemble else 'average'} of {len(card['averaged_from'])} of {len(models)} models" +
           (f", PublicTest accuracy {card['greedy']['accuracy']:.4f}" if greedy else ''))

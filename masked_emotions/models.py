@@ -11,9 +11,9 @@ from torch import nn, Tensor
 from .core import *
 
 # %% auto #0
-__all__ = ['TORCHVISION_ARCHS', 'ARCHS', 'TTA_ZOOMS', 'conv_bn', 'emotion_cnn', 'torchvision_model', 'create_model', 'save_model',
-           'default_model_card', 'find_model_card', 'load_model', 'read_card', 'load_weights', 'zoom_faces',
-           'face_probs']
+__all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'ENSEMBLE', 'TTA_ZOOMS', 'conv_bn', 'emotion_cnn', 'torchvision_model',
+           'create_model', 'Ensemble', 'save_model', 'default_model_card', 'find_model_card', 'load_model',
+           'card_network', 'read_card', 'load_weights', 'zoom_faces', 'face_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -29,7 +29,8 @@ def emotion_cnn(n_out:int=7, n_in:int=1, widths:tuple=(32, 64, 128, 256), ps:flo
 
 # %% ../nbs/02a_models.ipynb #c3bacf5c
 TORCHVISION_ARCHS = {'alexnet': 64, 'vgg11_bn': 32, 'vgg19_bn': 32, 'resnet18': 32, 'densenet121': 32}  # name: smallest image size
-ARCHS = ('emotion_cnn', *TORCHVISION_ARCHS)
+CNN_WIDTHS = {'emotion_cnn': (32, 64, 128, 256), 'emotion_cnn_wide': (48, 96, 192, 384)}  # this project's networks: channels per stage
+ARCHS = (*CNN_WIDTHS, *TORCHVISION_ARCHS)
 
 def _check_download(weights) -> None:
     "Fail fast, with advice, when ImageNet `weights` are neither cached nor downloadable."
@@ -65,15 +66,22 @@ def create_model(arch:str='emotion_cnn', # one of `ARCHS`
                  n_out:int=7, n_in:int=1, pretrained:bool=False, weights:str|None=None) -> nn.Module:
     "The network for `arch`, with a clear error for an unknown name. `weights` may also be a model this project trained."
     if arch not in ARCHS: raise ValueError(f"unknown model {arch!r}: expected one of {', '.join(ARCHS)}")
-    if weights is not None and (arch == 'emotion_cnn' or Path(weights).is_dir() or Path(weights).suffix in ('.json', '.safetensors')):
+    if weights is not None and (arch in CNN_WIDTHS or Path(weights).is_dir() or Path(weights).suffix in ('.json', '.safetensors')):
         return load_weights(create_model(arch, n_out, n_in), weights, arch)  # fine-tune a model of ours
-    if arch == 'emotion_cnn':
-        if pretrained: raise ValueError('emotion_cnn has no pretrained weights: train it with pretrained=False, '
+    if arch in CNN_WIDTHS:
+        if pretrained: raise ValueError(f'{arch} has no pretrained weights: train it with pretrained=False, '
                                         'or pass weights= a model trained by masked_emotions_train to fine-tune it')
-        return emotion_cnn(n_out, n_in)
+        return emotion_cnn(n_out, n_in, CNN_WIDTHS[arch])
     return torchvision_model(arch, n_out, n_in, pretrained, weights)
 
-# %% ../nbs/02a_models.ipynb #98956eef
+# %% ../nbs/02a_models.ipynb #901aaaa9
+class Ensemble(nn.Module):
+    "Networks whose class probabilities are averaged; the output is the log of that mean."
+    def __init__(self, members:list): super().__init__(); self.members = nn.ModuleList(members)
+    def forward(self, x:Tensor) -> Tensor:
+        return torch.stack([m(x).softmax(1) for m in self.members]).mean(0).clamp_min(1e-30).log()
+
+# %% ../nbs/02a_models.ipynb #be9dcbe8
 def save_model(model:nn.Module, dest, card:dict) -> Path:
     "Write `model`'s weights to `dest`.safetensors and `card` to `dest`.json, atomically; return the card's path."
     from safetensors.torch import save_file
@@ -83,7 +91,7 @@ def save_model(model:nn.Module, dest, card:dict) -> Path:
     with atomic_path(dest.with_suffix('.json')) as p: p.write_text(json.dumps(card, indent=2))
     return dest.with_suffix('.json')
 
-# %% ../nbs/02a_models.ipynb #630105d6
+# %% ../nbs/02a_models.ipynb #c17a33df
 def default_model_card() -> Path:
     "The model card of the default model bundled with the package."
     return ASSETS/'default_model.json'
@@ -99,14 +107,23 @@ def find_model_card(model=None) -> Path:
     if not card.exists(): raise FileNotFoundError(f'{p}: no model card {card.name} here')
     return card
 
-# %% ../nbs/02a_models.ipynb #2168be2c
+# %% ../nbs/02a_models.ipynb #0f6a46f3
 def load_model(model=None, # see `find_model_card`
               ) -> tuple: # (network in eval mode, card dict)
     "Rebuild a saved model from its card and safetensors weights."
     card_path = find_model_card(model)
     card = read_card(card_path)
-    net = create_model(card['arch'], len(card['classes']), card.get('n_in', 1))
+    try: net = card_network(card)
+    except KeyError as e: raise ValueError(f'{card_path}: not a model card (no {e})') from None
     return load_weights(net, card_path, card['arch'], card).eval(), card
+
+ENSEMBLE = 'ensemble'  # the `arch` of an ensemble's card, whose `members` give each member's
+
+def card_network(card:dict) -> nn.Module:
+    "The untrained network `card` describes: its `arch`, or an `Ensemble` of its `members` (each a dict with an `arch`)."
+    n_out, n_in = len(card['classes']), card.get('n_in', 1)
+    if card['arch'] == ENSEMBLE: return Ensemble([card_network(dict(card, **m)) for m in card['members']])
+    return create_model(card['arch'], n_out, n_in)
 
 def read_card(card_path:Path) -> dict:
     "The model card at `card_path`, or a ValueError naming the file."
@@ -130,7 +147,7 @@ def load_weights(net:nn.Module, model, # see `find_model_card`
     except RuntimeError as e: raise ValueError(f'{weights}: these weights do not fit the {arch} network: {str(e)[:300]}') from None
     return net
 
-# %% ../nbs/02a_models.ipynb #1152f5b3
+# %% ../nbs/02a_models.ipynb #37da784d
 TTA_ZOOMS = (1, 1.05)  # the zooms that training runs with tta write into their cards (chosen on PublicTest)
 
 def zoom_faces(x:Tensor, # N x C x S x S

@@ -115,6 +115,21 @@ def test_average_two_models_then_predict(tmp_path):
     assert json.loads(p.stdout)[0]['faces'][0]['emotion'] in EMOTIONS
 
 
+def test_ensemble_two_models_then_predict(tmp_path):
+    save_untrained(tmp_path, 'a', 'b')
+    r = run('masked_emotions_average', tmp_path / 'a.json', tmp_path / 'b.json', '--model_dir', tmp_path / 'ens', '--ensemble')
+    assert r.returncode == 0, r.stderr
+    assert 'ensemble of 2 of 2 models' in r.stdout
+    a, b, e = [load_file(str(tmp_path / f)) for f in ('a.safetensors', 'b.safetensors', 'ens/best.safetensors')]
+    assert sorted(e) == sorted([f'members.0.{k}' for k in a] + [f'members.1.{k}' for k in b])
+    assert all(np.array_equal(e[f'members.{i}.{k}'], m[k]) for i, m in enumerate((a, b)) for k in m)
+    card = json.loads((tmp_path / 'ens' / 'best.json').read_text())
+    assert card['arch'] == 'ensemble' and card['members'] == [{'arch': 'emotion_cnn'}] * 2
+    p = run('masked_emotions_predict', '--model', tmp_path / 'ens', '--json')
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)[0]['faces'][0]['emotion'] in EMOTIONS
+
+
 @pytest.mark.parametrize('args, msg', [
     (['a.json', '--model_dir', 'one'], 'at least 2 models'),
     (['a.json', 'missing.json', '--model_dir', 'two'], 'missing.json: no model card'),
