@@ -267,6 +267,7 @@ def _write_average(model_dir:Path, state:dict, card:dict, used:list, models:list
     "Write `state` with `card` (its `averaged_from`: `used`) as a model_dir made from `models` by `command`."
     from safetensors.torch import save_file
     made = dict(command=command, versions=versions())
+    card = {k: v for k, v in card.items() if k not in ('greedy', 'reproduce', 'weights')}  # how the first model was made and bundled
     card = dict(card, averaged_from=[str(p) for p in used], metrics={}, created=datetime.now(timezone.utc).isoformat(timespec='seconds'), **extra, **made)
     model_dir.mkdir(parents=True, exist_ok=True)
     settings = dict(models=[str(p.resolve()) for p in models], **made)
