@@ -173,7 +173,11 @@ def fit_run(learn, model_dir:Path, settings:dict, num_epochs:int, lr:float, resu
     cbs = [RunFiles(model_dir, card, best, start)]
     if not verbose and hasattr(learn, 'progress'):
         learn.remove_cb(learn.progress)
-        learn.logger = lambda log: print(f'epoch {log[0] + 1}/{num_epochs}: ' + ', '.join(f'{n} {v:.4f}' if isinstance(v, float) else f'{n} {v}' for n, v in zip(learn.recorder.metric_names[1:], log[1:])), flush=True)
+        def logger(log):  # one line per trained epoch; an epoch skipped while resuming logs its time only, and is not printed
+            names = learn.recorder.metric_names[1:]
+            if len(log) < len(names) + 1: return
+            print(f'epoch {log[0] + 1}/{num_epochs}: ' + ', '.join(f'{n} {v:.4f}' if isinstance(v, float) else f'{n} {v}' for n, v in zip(names, log[1:])), flush=True)
+        learn.logger = logger
     moms = (learn.momentum,) * 3 if learn.momentum else (0.95, 0.85, 0.95)
     if num_distrib() > 1: import fastai.distributed  # needs `pip install accelerate`; adds Learner.distrib_ctx
     with learn.distrib_ctx() if num_distrib() > 1 else nullcontext():
