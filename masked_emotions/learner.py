@@ -310,15 +310,14 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
     dls = emotion_dataloaders(data_loc, img_size=cards[0]['img_size'], aug=False, progress=False)
     alone = [split_accuracy(n, c, dls) for n, c in zip(nets, cards)]
     order = sorted(range(len(nets)), key=lambda i: -alone[i])  # stable: ties keep the given order
-    kept, best = [order[0]], alone[order[0]]
+    kept, best, (_, state, card) = [order[0]], alone[order[0]], _combine([nets[order[0]]], [cards[order[0]]], False)
     tried = [dict(model=str(paths[order[0]]), alone=round(alone[order[0]], 4), soup=round(best, 4), kept=True)]
     for i in order[1:]:
-        net, _, card = _combine([nets[j] for j in kept + [i]], [cards[j] for j in kept + [i]], ensemble)
-        acc = split_accuracy(net, card, dls)
+        net, trial_state, trial_card = _combine([nets[j] for j in kept + [i]], [cards[j] for j in kept + [i]], ensemble)
+        acc = split_accuracy(net, trial_card, dls)
         keep = acc >= best
-        if keep: kept, best = kept + [i], acc
+        if keep: kept, best, state, card = kept + [i], acc, trial_state, trial_card
         tried.append(dict(model=str(paths[i]), alone=round(alone[i], 4), soup=round(acc, 4), kept=keep))
-    _, state, card = _combine([nets[j] for j in kept], [cards[j] for j in kept], ensemble and len(kept) > 1)
     command = command or f'greedy_soup({[str(m) for m in models]!r}, {str(data_loc)!r}, {str(model_dir)!r}, ensemble={ensemble})'
     return _write_average(model_dir, state, card, [paths[j] for j in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
