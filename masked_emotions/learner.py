@@ -11,20 +11,31 @@ import pandas as pd, torch
 import warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # raised inside fastai's import; not ours to fix
 from fastai.vision.all import (Learner, Callback, CrossEntropyLossFlat, MixUp, accuracy, Adam, SGD, set_seed)
+import torch.nn.functional as F
+from torch import nn, Tensor
 from fastcore.script import call_parse, Param, store_true
 from .core import *
 from .models import *
 from .data import emotion_dataloaders
 
 # %% auto #0
-__all__ = ['PRESETS', 'SHARED_CARD_KEYS', 'check_mixup', 'emotion_learner', 'versions', 'RunFiles', 'model_card',
-           'privatetest_predictions', 'plot_history', 'train', 'fit_run', 'finish_run', 'masked_emotions_train',
-           'average_models', 'split_accuracy', 'greedy_soup', 'masked_emotions_average']
+__all__ = ['PRESETS', 'SHARED_CARD_KEYS', 'check_mixup', 'check_distill', 'emotion_learner', 'restandardise', 'Distill',
+           'versions', 'RunFiles', 'model_card', 'privatetest_predictions', 'plot_history', 'train', 'fit_run',
+           'finish_run', 'masked_emotions_train', 'average_models', 'split_accuracy', 'greedy_soup',
+           'masked_emotions_average']
 
 # %% ../nbs/03_learner.ipynb #5c465839
 def check_mixup(mixup:float) -> None:
     "Refuse a MixUp alpha that is negative (0 is off)."
     if mixup < 0: raise ValueError(f'mixup must be 0 (off) or a positive alpha, got {mixup}')
+
+def check_distill(teacher, distill_alpha:float, temperature:float, mixup:float=0.) -> None:
+    "Refuse distillation settings that cannot work, before any data are read."
+    if not 0 < distill_alpha <= 1: raise ValueError(f'distill_alpha must be in (0, 1], got {distill_alpha}')
+    if temperature <= 0: raise ValueError(f'temperature must be positive, got {temperature}')
+    if teacher is not None:
+        find_model_card(teacher)  # FileNotFoundError naming the teacher
+        if mixup: raise ValueError('a teacher and mixup together are not supported: choose one')
 
 def emotion_learner(dls, # from `emotion_dataloaders`
                     arch:str='emotion_cnn', # one of `ARCHS`
@@ -33,19 +44,49 @@ def emotion_learner(dls, # from `emotion_dataloaders`
                     wd:float=0.01, # weight decay
                     label_smoothing:float=0.1,
                     mixup:float=0., # MixUp's alpha: train on blends of image pairs and of their labels; 0: off
+                    teacher=None, # distil from this model (see `find_model_card`); None: labels only
+                    distill_alpha:float=0.5, temperature:float=2., # see `Distill`
                     **kwargs) -> Learner: # passed to `Learner`
     "A fastai Learner for masked-emotion recognition with architecture `arch`."
     from fastai.callback.channelslast import ChannelsLast
     min_size = TORCHVISION_ARCHS.get(arch, 32)
     if dls.img_size < min_size: raise ValueError(f'{arch} needs images of at least {min_size} px: pass img_size={min_size} or more')
-    check_mixup(mixup)
+    check_mixup(mixup); check_distill(teacher, distill_alpha, temperature, mixup)
     opt_func = (lambda p, lr: SGD(p, lr, mom=momentum, wd=wd)) if momentum else Adam
     learn = Learner(dls, create_model(arch, len(dls.vocab), 1, pretrained, weights), opt_func=opt_func, wd=wd,
                     loss_func=CrossEntropyLossFlat(label_smoothing=label_smoothing), metrics=accuracy, **kwargs)
     learn.add_cb(ChannelsLast())
     if mixup: learn.add_cb(MixUp(mixup))
+    if teacher is not None: learn.add_cb(Distill(*load_model(teacher), distill_alpha, temperature))
     learn.arch, learn.momentum = arch, momentum
     return learn
+
+# %% ../nbs/03_learner.ipynb #2bb173a9
+def restandardise(x:Tensor, # images normalised with `stats` (mean and std lists, one value per channel)
+                  stats:tuple, card:dict) -> Tensor:
+    "`x` as normalised with the mean and std in `card`'s `normalize` instead."
+    (m, s), n = (torch.tensor(v, dtype=x.dtype, device=x.device)[:, None, None] for v in stats), card['normalize']
+    tm, ts = (torch.tensor(n[k], dtype=x.dtype, device=x.device)[:, None, None] for k in ('mean', 'std'))
+    return (x * s + m - tm) / ts
+
+class Distill(Callback):
+    "Blend the training loss with the KL divergence from `teacher`'s softened predictions on the same batch."
+    def __init__(self, teacher:nn.Module, card:dict, # from `load_model`
+                 alpha:float=0.5, # weight of the teacher's term; 1 - alpha goes to the labels' loss
+                 temperature:float=2.):
+        self.teacher, self.card, self.alpha, self.temperature = teacher, card, alpha, temperature
+    def before_fit(self):
+        dls, card = self.dls, self.card
+        if list(card['classes']) != list(dls.vocab): raise ValueError(f"teacher's classes {card['classes']} differ from the data's {list(dls.vocab)}")
+        if card['img_size'] != dls.img_size: raise ValueError(f"the teacher sees {card['img_size']} px images, the student {dls.img_size} px: train with img_size={card['img_size']}")
+        self.teacher.to(dls.device).eval()
+    def after_loss(self):
+        if not self.training: return
+        T = self.temperature
+        with torch.no_grad(): target = self.teacher(restandardise(self.xb[0], self.dls.stats, self.card)).float()
+        kd = F.kl_div(F.log_softmax(self.pred.float() / T, 1), F.log_softmax(target / T, 1), log_target=True, reduction='batchmean') * T * T
+        self.learn.loss_grad = (1 - self.alpha) * self.loss_grad + self.alpha * kd
+        self.learn.loss = self.learn.loss_grad.clone()
 
 # %% ../nbs/03_learner.ipynb #2bb173a9
 PRESETS = {
@@ -124,18 +165,19 @@ def plot_history(history:pd.DataFrame, dest) -> Path:
     plt.close(fig)
     return Path(dest)
 
-# %% ../nbs/03_learner.ipynb #c69c8f9d
+# %% ../nbs/03_learner.ipynb #07c9022a
 def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle CSV (masked once, cached)
           model:str='emotion_cnn', model_dir=None, batch_size:int=64, learning_rate:float=3e-3, num_epochs:int=30,
           verbose:bool=False, pretrained:bool=False, weights=None, data_aug:bool=True, save_predictions:bool=False,
           momentum:float|None=None, img_size:int|None=None, resume:bool=False, tta:bool=False, seed:int=0,
           mixup:float=0., # MixUp's alpha: train on blends of image pairs and of their labels; 0: off
+          teacher=None, distill_alpha:float=0.5, temperature:float=2., # distil from this model: see `Distill`
           command=None) -> Path:
     "Train `model` on masked FER2013 into `model_dir`, as `masked_emotions_train` does; return `model_dir`."
     if not learning_rate or learning_rate <= 0: raise ValueError(f'learning_rate must be positive, got {learning_rate}')
     if num_epochs < 1: raise ValueError(f'num_epochs must be at least 1, got {num_epochs}')
     if model not in ARCHS: raise ValueError(f"unknown model {model!r}: expected one of {', '.join(ARCHS)}")
-    check_mixup(mixup)  # before the data are read
+    check_mixup(mixup); check_distill(teacher, distill_alpha, temperature, mixup)  # before the data are read
     model_dir = Path(model_dir or Path('runs')/model)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items() if k != 'command'}
     call = ', '.join(f'{k}={v!r}' for k, v in settings.items() if k != 'resume')  # the call that makes the run from scratch
@@ -143,7 +185,8 @@ def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle 
     img_size = img_size or max(48, TORCHVISION_ARCHS.get(model, 48))
     set_seed(seed, reproducible=False)
     dls = emotion_dataloaders(data_loc, bs=batch_size, img_size=img_size, aug=data_aug, progress=verbose)
-    learn = emotion_learner(dls, model, pretrained, weights, momentum, mixup=mixup, path=model_dir, model_dir='.')
+    learn = emotion_learner(dls, model, pretrained, weights, momentum, mixup=mixup, teacher=teacher, distill_alpha=distill_alpha,
+                            temperature=temperature, path=model_dir, model_dir='.')
     return fit_run(learn, model_dir, settings, num_epochs, learning_rate, resume, save_predictions, verbose)
 
 # %% ../nbs/03_learner.ipynb #27eaf007
@@ -200,7 +243,7 @@ def finish_run(learn, model_dir:Path, card:dict, save_predictions:bool) -> Path:
             with atomic_path(model_dir/'test_predictions.csv') as p: preds.to_csv(p, index=False)
     return model_dir
 
-# %% ../nbs/03_learner.ipynb #0084fee1
+# %% ../nbs/03_learner.ipynb #c4bb7c57
 @call_parse
 def masked_emotions_train(
     data_loc:Param('FER2013: masked folder, or image folder / Kaggle CSV to mask once (cached)', str)=None,
@@ -221,6 +264,9 @@ def masked_emotions_train(
     tta:Param('Evaluate with test-time augmentation: mirror image and TTA_ZOOMS', store_true)=False,
     seed:Param('Random seed', int)=0,
     mixup:Param("Train with MixUp of this alpha (e.g. 0.4); 0: off", float)=0.,
+    teacher:Param('Distil from this trained model (model_dir, card or .safetensors): the loss blends its predictions with the labels', str)=None,
+    distill_alpha:Param("Weight of the teacher's predictions in the loss (the labels get the rest)", float)=0.5,
+    temperature:Param("Softening of the teacher's and the student's predictions for distillation", float)=2.,
 ):
     "Train an emotion model on masked FER2013."
     if preset is not None and preset not in PRESETS: sys.exit(f"masked_emotions_train: unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
@@ -231,6 +277,7 @@ def masked_emotions_train(
     if data_loc is None: sys.exit('masked_emotions_train: --data_loc is required (FER2013 folder or CSV, masked or not)')
     try: out = train(data_loc, model_dir=model_dir or Path('runs')/(preset or args.get('model', 'emotion_cnn')), verbose=verbose, pretrained=pretrained,
                      weights=weights, save_predictions=save_predictions, resume=resume, seed=seed, mixup=mixup,
+                     teacher=teacher, distill_alpha=distill_alpha, temperature=temperature,
                      command=' '.join(['masked_emotions_train'] + [a for a in sys.argv[1:] if a != '--resume']), **args)
     except (ValueError, FileNotFoundError, RuntimeError) as e: sys.exit(f'masked_emotions_train: {e}')
     m = json.loads((out/'best.json').read_text())['metrics']

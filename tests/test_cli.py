@@ -82,10 +82,32 @@ def test_train_one_epoch_then_analyze(fer_folder, tmp_path):
     (['--preset', 'huge'], "unknown preset 'huge'"),
     (['--resume'], 'nothing to resume'),
     (['--mixup', '-1'], 'mixup must be 0 (off) or a positive alpha'),
+    (['--teacher', 'nowhere.json'], 'nowhere.json: no model card'),
+    (['--teacher', 'BUNDLED', '--distill_alpha', '0'], 'distill_alpha must be in (0, 1]'),
+    (['--teacher', 'BUNDLED', '--mixup', '0.4'], 'a teacher and mixup together are not supported'),
 ])
 def test_train_bad_arguments(fer_folder, tmp_path, args, msg):
+    from masked_emotions.models import default_model_card
+    args = [default_model_card() if a == 'BUNDLED' else a for a in args]
     r = run('masked_emotions_train', '--data_loc', fer_folder, '--model_dir', tmp_path / 'run', *args)
     assert r.returncode != 0 and msg in r.stderr and 'Traceback' not in r.stderr
+    assert not any((tmp_path / 'run').rglob('*'))  # refused before any file was written
+
+
+def test_distil_from_bundled_model(fer_folder, tmp_path):
+    "Fine-tune the bundled model with itself as the teacher: the run records the teacher, and starts where the teacher is."
+    from masked_emotions.models import default_model_card
+    bundled, run_dir = default_model_card(), tmp_path / 'kd'
+    r = run('masked_emotions_train', '--data_loc', fer_folder, '--num_epochs', '1', '--batch_size', '8', '--learning_rate', '1e-6',
+            '--weights', bundled, '--teacher', bundled, '--distill_alpha', '0.7', '--model_dir', run_dir)
+    assert r.returncode == 0, r.stderr
+    settings = json.loads((run_dir / 'settings.json').read_text())
+    assert (settings['teacher'], settings['distill_alpha'], settings['temperature']) == (str(bundled), 0.7, 2.0)
+    assert f'--teacher {bundled}' in settings['command']
+    start, tuned = load_file(str(bundled.with_suffix('.safetensors'))), load_file(str(run_dir / 'final.safetensors'))
+    learned = [k for k in start if 'running' not in k and 'num_batches' not in k]
+    assert start.keys() == tuned.keys() and all((start[k] - tuned[k]).abs().max() < 1e-4 for k in learned)  # a step from the bundled weights
+    assert any(not start[k].equal(tuned[k]) for k in learned)  # but a step
 
 
 def test_train_missing_data(tmp_path):
