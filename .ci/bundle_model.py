@@ -30,13 +30,19 @@ def split_metrics(preds: pd.DataFrame) -> dict:
 
 
 def commands(run: Path) -> list:
-    "The commands that made `run`: those of the runs its weights came from (--weights, or the models it averages), then its own."
+    """The commands that made `run`: those that made the models it came from (--weights and --teacher, or the models
+    it averages), then its own. A model without its run's settings.json (a copy of a bundled model) gives the
+    commands of its card's `reproduce`."""
     settings = json.loads((run / 'settings.json').read_text())
-    sources = [Path(m) for m in settings.get('models', [])] or ([Path(settings['weights'])] if settings.get('weights') else [])
+    sources = settings.get('models', []) or [settings[k] for k in ('weights', 'teacher') if settings.get(k)]
     chain = []
-    for w in sources:
+    for w in map(Path, sources):
         parent = w if w.is_dir() else w.parent  # a model_dir, or a card / safetensors in one
-        if (parent / 'settings.json').exists(): chain += [c for c in commands(parent) if c not in chain]
+        if (parent / 'settings.json').exists(): made = commands(parent)
+        else:
+            card = json.loads(find_model_card(w).read_text())
+            made = [c for c in card.get('reproduce', '').split(' && ') if c and not c.startswith('masked_emotions_mask ')]
+        chain += [c for c in made if c not in chain]
     return chain + [settings['command']]
 
 
