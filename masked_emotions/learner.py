@@ -88,7 +88,7 @@ class Distill(Callback):
         self.learn.loss_grad = (1 - self.alpha) * self.loss_grad + self.alpha * kd
         self.learn.loss = self.learn.loss_grad.clone()
 
-# %% ../nbs/03_learner.ipynb #2bb173a9
+# %% ../nbs/03_learner.ipynb #7d489682
 PRESETS = {
     'default':               dict(model='emotion_cnn', learning_rate=3e-3, num_epochs=20, batch_size=64, data_aug=True, tta=True),
     'alexnet':               dict(model='alexnet', learning_rate=0.005, num_epochs=150, momentum=0.9, img_size=64, data_aug=True),
@@ -100,14 +100,14 @@ PRESETS = {
     'densenet121-lr0.01':    dict(model='densenet121', learning_rate=0.01, num_epochs=200, momentum=0.9, data_aug=True),
 }
 
-# %% ../nbs/03_learner.ipynb #f8df3351
+# %% ../nbs/03_learner.ipynb #c9c9c567
 def versions() -> dict:
     "Versions of Python and the libraries a run depends on."
     import fastai, fastcore, torchvision, dlib
     return dict(python=platform.python_version(), torch=torch.__version__, torchvision=torchvision.__version__,
                 fastai=fastai.__version__, fastcore=fastcore.__version__, dlib=dlib.__version__)
 
-# %% ../nbs/03_learner.ipynb #e72c67d8
+# %% ../nbs/03_learner.ipynb #69bf814b
 class RunFiles(Callback):
     "Each epoch: save the checkpoint, and the best model (lowest valid loss) as safetensors with its card."
     order = 60  # after the Recorder has the epoch's metrics
@@ -132,7 +132,7 @@ class RunFiles(Callback):
         with atomic_path(fn) as p: hist.to_csv(p, index=False)
     def card_for(self, **metrics) -> dict: return dict(self.card, metrics=dict(self.card.get('metrics', {}), **{k: float(v) if not isinstance(v, int) else v for k, v in metrics.items()}))
 
-# %% ../nbs/03_learner.ipynb #48b8555b
+# %% ../nbs/03_learner.ipynb #06702851
 def model_card(dls, arch:str, settings:dict) -> dict:
     "The model card of a run: how to rebuild and feed the network, and what it was trained on."
     counts = dls.items.split.value_counts().to_dict()
@@ -339,7 +339,7 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
     _, state, card = _combine(nets, cards, ensemble)
     return _write_average(model_dir, state, card, paths, paths, command)
 
-# %% ../nbs/03_learner.ipynb #c4bb7c57
+# %% ../nbs/03_learner.ipynb #fb2effad
 def split_accuracy(net, card:dict, dls, split:str='PublicTest') -> float:
     "Accuracy of `net` on all of `split` in `dls`, with the card's test-time augmentation."
     p = privatetest_predictions(net, card, dls, split)
