@@ -61,13 +61,18 @@ def emotion_learner(dls, # from `emotion_dataloaders`
     learn.arch, learn.momentum = arch, momentum
     return learn
 
-# %% ../nbs/03_learner.ipynb #2bb173a9
+# %% ../nbs/03_learner.ipynb #91c75993
+def _restandardising(stats:tuple, card:dict) -> tuple:
+    "(scale, shift), per channel, that turn images normalised with `stats` into images normalised as `card` says."
+    (m, s), n = (torch.tensor(v)[:, None, None] for v in stats), card['normalize']
+    tm, ts = (torch.tensor(n[k])[:, None, None] for k in ('mean', 'std'))
+    return s / ts, (m - tm) / ts
+
 def restandardise(x:Tensor, # images normalised with `stats` (mean and std lists, one value per channel)
                   stats:tuple, card:dict) -> Tensor:
     "`x` as normalised with the mean and std in `card`'s `normalize` instead."
-    (m, s), n = (torch.tensor(v, dtype=x.dtype, device=x.device)[:, None, None] for v in stats), card['normalize']
-    tm, ts = (torch.tensor(n[k], dtype=x.dtype, device=x.device)[:, None, None] for k in ('mean', 'std'))
-    return (x * s + m - tm) / ts
+    scale, shift = _restandardising(stats, card)
+    return x * scale.to(x) + shift.to(x)
 
 class Distill(Callback):
     "Blend the training loss with the KL divergence from `teacher`'s softened predictions on the same batch."
@@ -80,10 +85,11 @@ class Distill(Callback):
         if list(card['classes']) != list(dls.vocab): raise ValueError(f"teacher's classes {card['classes']} differ from the data's {list(dls.vocab)}")
         if card['img_size'] != dls.img_size: raise ValueError(f"the teacher sees {card['img_size']} px images, the student {dls.img_size} px: train with img_size={card['img_size']}")
         self.teacher.to(dls.device).eval()
+        self.scale, self.shift = (t.to(dls.device) for t in _restandardising(dls.stats, card))  # once, not every batch
     def after_loss(self):
         if not self.training: return
         T = self.temperature
-        with torch.no_grad(): target = self.teacher(restandardise(self.xb[0], self.dls.stats, self.card)).float()
+        with torch.no_grad(): target = self.teacher(self.xb[0] * self.scale + self.shift).float()
         kd = F.kl_div(F.log_softmax(self.pred.float() / T, 1), F.log_softmax(target / T, 1), log_target=True, reduction='batchmean') * T * T
         self.learn.loss_grad = (1 - self.alpha) * self.loss_grad + self.alpha * kd
         self.learn.loss = self.learn.loss_grad.clone()
