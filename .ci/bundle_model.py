@@ -70,6 +70,7 @@ if __name__ == '__main__':
     new, old = score(card['metrics']), score(json.loads(default_model_card().read_text())['metrics']) if default_model_card().exists() else (0, 0)
     if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PublicTest accuracy, macro-F1 {new} do not beat the bundled model {old}; not bundled')
     card['reproduce'] = reproduce(run, data)
+    if card.get('command'): card['command'] = portable(card['command'], run, data)
     where = lambda m: portable(str(Path(m).resolve()), run, data)  # a model's path, as the reproduce commands write it
     if 'averaged_from' in card: card['averaged_from'] = [where(m) for m in card['averaged_from']]
     for t in card.get('greedy', {}).get('tried', []): t['model'] = where(t['model'])
