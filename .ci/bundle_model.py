@@ -16,7 +16,7 @@ import json, shutil, sys
 from pathlib import Path
 import pandas as pd
 from masked_emotions.core import ASSETS, atomic_path
-from masked_emotions.models import TTA_ZOOMS, default_model_card, find_model_card, load_model
+from masked_emotions.models import TTA_ZOOMS, default_model_card, find_model_card, load_model, read_card
 from masked_emotions.data import emotion_dataloaders
 from masked_emotions.learner import privatetest_predictions
 from masked_emotions.analysis import emotion_metrics
@@ -40,7 +40,7 @@ def commands(run: Path) -> list:
         parent = w if w.is_dir() else w.parent  # a model_dir, or a card / safetensors in one
         if (parent / 'settings.json').exists(): made = commands(parent)
         else:
-            card = json.loads(find_model_card(w).read_text())
+            card = read_card(find_model_card(w))
             made = [c for c in card.get('reproduce', '').split(' && ') if c and not c.startswith('masked_emotions_mask ')]
         chain += [c for c in made if c not in chain]
     return chain + [settings['command']]
@@ -67,7 +67,7 @@ if __name__ == '__main__':
     for split, p in preds.items(): card['metrics'][split] = split_metrics(p)
     with atomic_path(run / 'bundled_predictions.csv') as p: preds['PrivateTest'].to_csv(p, index=False)  # for masked_emotions_analyze
     score = lambda m: (m.get('PublicTest', {}).get('accuracy', 0), m.get('PublicTest', {}).get('macro_f1', 0))
-    new, old = score(card['metrics']), score(json.loads(default_model_card().read_text())['metrics']) if default_model_card().exists() else (0, 0)
+    new, old = score(card['metrics']), score(read_card(default_model_card())['metrics']) if default_model_card().exists() else (0, 0)
     if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PublicTest accuracy, macro-F1 {new} do not beat the bundled model {old}; not bundled')
     card['reproduce'] = reproduce(run, data)
     if card.get('command'): card['command'] = portable(card['command'], run, data)
