@@ -73,7 +73,7 @@ if __name__ == '__main__':
     if card.get('command'): card['command'] = portable(card['command'], run, data)
     where = lambda m: portable(str(Path(m).resolve()), run, data)  # a model's path, as the reproduce commands write it
     if 'averaged_from' in card: card['averaged_from'] = [where(m) for m in card['averaged_from']]
-    for t in card.get('greedy', {}).get('tried', []): t['model'] = where(t['model'])
+    for t in [*card.get('greedy', {}).get('tried', []), *card.get('greedy', {}).get('rounds', [])]: t['model'] = where(t['model'])
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
     shutil.copy(card_path.with_suffix('.safetensors'), ASSETS / 'default_model.safetensors')
     with atomic_path(ASSETS / 'default_model.json') as p: p.write_text(json.dumps(card, indent=2))

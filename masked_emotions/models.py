@@ -74,12 +74,18 @@ def create_model(arch:str='emotion_cnn', # one of `ARCHS`
         return emotion_cnn(n_out, n_in, CNN_WIDTHS[arch])
     return torchvision_model(arch, n_out, n_in, pretrained, weights)
 
-# %% ../nbs/02a_models.ipynb #901aaaa9
+# %% ../nbs/02a_models.ipynb #304245f7
 class Ensemble(nn.Module):
-    "Networks whose class probabilities are averaged; the output is the log of that mean."
-    def __init__(self, members:list): super().__init__(); self.members = nn.ModuleList(members)
+    "Networks whose class probabilities are averaged, uniformly or with `weights`; the output is the log of that mean."
+    def __init__(self, members:list, weights:list|None=None):
+        super().__init__(); self.members = nn.ModuleList(members)
+        w = torch.ones(len(members)) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
+        if w.shape != (len(members),) or (w < 0).any() or w.sum() <= 0:
+            raise ValueError(f'ensemble weights {list(map(float, w.flatten()))}: need one per member ({len(members)}), none negative, not all 0')
+        self.register_buffer('weights', w / w.sum(), persistent=False)  # not in the weights file: the card holds them
     def forward(self, x:Tensor) -> Tensor:
-        return torch.stack([m(x).softmax(1) for m in self.members]).mean(0).clamp_min(1e-30).log()
+        probs = torch.stack([m(x).softmax(1) for m in self.members])
+        return torch.einsum('m,mbc->bc', self.weights, probs).clamp_min(1e-30).log()
 
 # %% ../nbs/02a_models.ipynb #be9dcbe8
 def save_model(model:nn.Module, dest, card:dict) -> Path:
@@ -107,7 +113,7 @@ def find_model_card(model=None) -> Path:
     if not card.exists(): raise FileNotFoundError(f'{p}: no model card {card.name} here')
     return card
 
-# %% ../nbs/02a_models.ipynb #0f6a46f3
+# %% ../nbs/02a_models.ipynb #5bfa6892
 def load_model(model=None, # see `find_model_card`
               ) -> tuple: # (network in eval mode, card dict)
     "Rebuild a saved model from its card and safetensors weights."
@@ -115,6 +121,7 @@ def load_model(model=None, # see `find_model_card`
     card = read_card(card_path)
     try: net = card_network(card)
     except KeyError as e: raise ValueError(f'{card_path}: not a model card (no {e})') from None
+    except (ValueError, TypeError) as e: raise ValueError(f'{card_path}: {e}') from None
     return load_weights(net, card_path, card['arch'], card).eval(), card
 
 ENSEMBLE = 'ensemble'  # the `arch` of an ensemble's card, whose `members` give each member's
@@ -122,7 +129,8 @@ ENSEMBLE = 'ensemble'  # the `arch` of an ensemble's card, whose `members` give 
 def card_network(card:dict) -> nn.Module:
     "The untrained network `card` describes: its `arch`, or an `Ensemble` of its `members` (each a dict with an `arch`)."
     n_out, n_in = len(card['classes']), card.get('n_in', 1)
-    if card['arch'] == ENSEMBLE: return Ensemble([card_network(dict(card, **m)) for m in card['members']])
+    if card['arch'] == ENSEMBLE:
+        return Ensemble([card_network(dict(card, **m)) for m in card['members']], [m.get('weight', 1) for m in card['members']])
     return create_model(card['arch'], n_out, n_in)
 
 def read_card(card_path:Path) -> dict:
