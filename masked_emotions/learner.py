@@ -346,7 +346,7 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
     _, state, card = _combine(nets, cards, ensemble)
     return _write_average(model_dir, state, card, paths, paths, command)
 
-# %% ../nbs/03_learner.ipynb #404699b2
+# %% ../nbs/03_learner.ipynb #d1a00769
 def split_accuracy(net, card:dict, dls, split:str='PublicTest') -> float:
     "Accuracy of `net` on all of `split` in `dls`, with the card's test-time augmentation."
     p = privatetest_predictions(net, card, dls, split)
@@ -361,6 +361,7 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
                ) -> Path: # `model_dir`
     "Average the `models` that help on PublicTest: ranked by accuracy alone, each kept if the soup's accuracy does not drop."
     model_dir = Path(model_dir)
+    if ensemble and rounds < 1: raise ValueError(f'ensemble selection needs at least 1 round, got {rounds}')
     paths, nets, cards = _load_models(models, model_dir, ensemble)
     dls = emotion_dataloaders(data_loc, img_size=cards[0]['img_size'], aug=False, progress=False)
     command = command or f'greedy_soup({[str(m) for m in models]!r}, {str(data_loc)!r}, {str(model_dir)!r}, ensemble={ensemble})'

@@ -205,3 +205,20 @@ def test_greedy_soup_on_publictest(fer_folder, tmp_path):
     assert card['averaged_from'] == [t['model'] for t in g['tried'] if t['kept']] and g['tried'][0]['kept']
     assert g['accuracy'] >= max(t['alone'] for t in g['tried'])
     assert f"average of {len(card['averaged_from'])} of 2 models, PublicTest accuracy {g['accuracy']:.4f}" in r.stdout
+
+
+def test_greedy_ensemble_on_publictest(fer_folder, tmp_path):
+    save_untrained(tmp_path, 'a', 'b')
+    r = run('masked_emotions_average', tmp_path / 'a.json', tmp_path / 'b.json', '--model_dir', tmp_path / 'ens',
+            '--greedy', '--ensemble', '--rounds', '3', '--data_loc', fer_folder)
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / 'ens' / 'best.json').read_text())
+    g = card['greedy']
+    assert g['method'] == 'ensemble selection' and len(g['rounds']) == 3 and g['rounds'][0]['model'] == g['tried'][0]['model']
+    assert card['averaged_from'] == [t['model'] for t in g['tried'] if t['kept']]
+    assert g['accuracy'] == max(r['accuracy'] for r in g['rounds']) >= max(t['alone'] for t in g['tried'])
+    assert f"ensemble of {len(card['averaged_from'])} of 2 models, PublicTest accuracy {g['accuracy']:.4f}" in r.stdout
+    bad = run('masked_emotions_average', tmp_path / 'a.json', tmp_path / 'b.json', '--model_dir', tmp_path / 'none',
+              '--greedy', '--ensemble', '--rounds', '0', '--data_loc', fer_folder)
+    assert bad.returncode != 0 and 'at least 1 round' in bad.stderr and 'Traceback' not in bad.stderr
+    assert not (tmp_path / 'none').exists()
