@@ -346,7 +346,7 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
     _, state, card = _combine(nets, cards, ensemble)
     return _write_average(model_dir, state, card, paths, paths, command)
 
-# %% ../nbs/03_learner.ipynb #d1a00769
+# %% ../nbs/03_learner.ipynb #a04899ef
 def split_accuracy(net, card:dict, dls, split:str='PublicTest') -> float:
     "Accuracy of `net` on all of `split` in `dls`, with the card's test-time augmentation."
     p = privatetest_predictions(net, card, dls, split)
@@ -359,7 +359,7 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
                 ensemble:bool=False, # choose an `Ensemble` (`ensemble_selection`) instead of a weight average
                 rounds:int=10, # with `ensemble`: rounds of ensemble selection
                ) -> Path: # `model_dir`
-    "Average the `models` that help on PublicTest: ranked by accuracy alone, each kept if the soup's accuracy does not drop."
+    "Average the `models` that help on PublicTest: ranked by accuracy alone, each kept if the soup's accuracy does not drop; with `ensemble`, their `ensemble_selection`."
     model_dir = Path(model_dir)
     if ensemble and rounds < 1: raise ValueError(f'ensemble selection needs at least 1 round, got {rounds}')
     paths, nets, cards = _load_models(models, model_dir, ensemble)
@@ -379,7 +379,7 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
     return _write_average(model_dir, state, card, [paths[j] for j in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
 
-# %% ../nbs/03_learner.ipynb #279bd157
+# %% ../nbs/03_learner.ipynb #397b84ba
 def ensemble_selection(probs:list, # each model's class probabilities on the same faces, N x C
                        y, # the N true class indices
                        rounds:int=10,
@@ -404,10 +404,9 @@ def _greedy_ensemble(paths:list, nets:list, cards:list, dls, model_dir:Path, com
     alone = [float((p.argmax(1) == y).mean()) for p, _ in own]
     order = sorted(range(len(nets)), key=lambda i: -alone[i])  # stable: ties keep the given order
     tta = lambda c: (c.get('tta', False), c.get('tta_zooms'))
-    views = [p if tta(c) == tta(cards[order[0]]) else probs(n, cards[order[0]])[0] for (p, _), n, c in zip(own, nets, cards)]
-    counts, best, steps = ensemble_selection([views[i] for i in order], y, rounds)  # in rank order: the first round takes the leader
-    kept = [i for i, k in zip(order, counts) if k]
-    weights = [counts[order.index(i)] for i in kept]
+    lead_tta = [p if tta(c) == tta(cards[order[0]]) else probs(n, cards[order[0]])[0] for (p, _), n, c in zip(own, nets, cards)]
+    counts, best, steps = ensemble_selection([lead_tta[i] for i in order], y, rounds)  # in rank order: the first round takes the leader
+    kept, weights = map(list, zip(*[(i, k) for i, k in zip(order, counts) if k]))
     _, state, card = _combine([nets[i] for i in kept], [cards[i] for i in kept], len(kept) > 1, weights)
     tried = [dict(model=str(paths[i]), alone=round(alone[i], 4), kept=bool(k), weight=k) for i, k in zip(order, counts)]
     record = [dict(model=str(paths[order[j]]), accuracy=round(a, 4)) for j, a in steps]

@@ -113,7 +113,7 @@ def find_model_card(model=None) -> Path:
     if not card.exists(): raise FileNotFoundError(f'{p}: no model card {card.name} here')
     return card
 
-# %% ../nbs/02a_models.ipynb #5bfa6892
+# %% ../nbs/02a_models.ipynb #d2d95b1a
 def load_model(model=None, # see `find_model_card`
               ) -> tuple: # (network in eval mode, card dict)
     "Rebuild a saved model from its card and safetensors weights."
@@ -146,7 +146,7 @@ def load_weights(net:nn.Module, model, # see `find_model_card`
     from safetensors.torch import load_file
     card_path = find_model_card(model)
     card = read_card(card_path) if card is None else card
-    if card['arch'] != arch: raise ValueError(f"{card_path}: a {card['arch']} model; its weights cannot start a {arch}")
+    if card['arch'] != arch: raise ValueError(f"{card_path}: {card['arch']} weights cannot start {arch}")
     weights = card_path.with_suffix('.safetensors')
     if not weights.exists(): raise FileNotFoundError(f'{weights}: weights missing for model card {card_path}')
     try: state = load_file(str(weights))

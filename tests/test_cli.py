@@ -95,19 +95,23 @@ def test_train_bad_arguments(fer_folder, tmp_path, args, msg):
 
 
 def test_distil_from_bundled_model(fer_folder, tmp_path):
-    "Fine-tune the bundled model with itself as the teacher: the run records the teacher, and starts where the teacher is."
+    "Distil the bundled model (an ensemble) into a network: the run records the teacher and starts from its --weights; the ensemble's own weights cannot start one network."
     from masked_emotions.models import default_model_card
     bundled, run_dir = default_model_card(), tmp_path / 'kd'
+    save_untrained(tmp_path, 'start')
     r = run('masked_emotions_train', '--data_loc', fer_folder, '--num_epochs', '1', '--batch_size', '8', '--learning_rate', '1e-6',
-            '--weights', bundled, '--teacher', bundled, '--distill_alpha', '0.7', '--model_dir', run_dir)
+            '--weights', tmp_path / 'start.json', '--teacher', bundled, '--distill_alpha', '0.7', '--model_dir', run_dir)
     assert r.returncode == 0, r.stderr
     settings = json.loads((run_dir / 'settings.json').read_text())
     assert (settings['teacher'], settings['distill_alpha'], settings['temperature']) == (str(bundled), 0.7, 2.0)
     assert f'--teacher {bundled}' in settings['command']
-    start, tuned = load_file(str(bundled.with_suffix('.safetensors'))), load_file(str(run_dir / 'final.safetensors'))
+    start, tuned = load_file(str(tmp_path / 'start.safetensors')), load_file(str(run_dir / 'final.safetensors'))
     learned = [k for k in start if 'running' not in k and 'num_batches' not in k]
-    assert start.keys() == tuned.keys() and all((start[k] - tuned[k]).abs().max() < 1e-4 for k in learned)  # a step from the bundled weights
+    assert start.keys() == tuned.keys() and all((start[k] - tuned[k]).abs().max() < 1e-4 for k in learned)  # a step from --weights
     assert any(not start[k].equal(tuned[k]) for k in learned)  # but a step
+    if json.loads(bundled.read_text())['arch'] == 'ensemble':
+        r = run('masked_emotions_train', '--data_loc', fer_folder, '--num_epochs', '1', '--weights', bundled, '--model_dir', tmp_path / 'no')
+        assert r.returncode != 0 and f'{bundled}: ensemble weights cannot start emotion_cnn' in r.stderr and 'Traceback' not in r.stderr
 
 
 def test_train_missing_data(tmp_path):
@@ -120,8 +124,8 @@ def test_train_missing_data(tmp_path):
 def save_untrained(folder, *names):
     "Untrained emotion_cnn models with the bundled model's card, as folder/NAME.{json,safetensors}."
     from masked_emotions.models import default_model_card, emotion_cnn, save_model
-    card = json.loads(default_model_card().read_text())
-    for name in names: save_model(emotion_cnn(), folder / name, card)
+    card = {k: v for k, v in json.loads(default_model_card().read_text()).items() if k != 'members'}  # the bundled model may be an ensemble
+    for name in names: save_model(emotion_cnn(), folder / name, dict(card, arch='emotion_cnn'))
 
 
 def test_average_two_models_then_predict(tmp_path):
