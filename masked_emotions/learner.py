@@ -346,11 +346,16 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
     _, state, card = _combine(nets, cards, ensemble)
     return _write_average(model_dir, state, card, paths, paths, command)
 
-# %% ../nbs/03_learner.ipynb #a04899ef
+# %% ../nbs/03_learner.ipynb #efd1dc2a
+def _split_probs(net, card:dict, dls, split:str='PublicTest') -> tuple:
+    "(class probabilities, true class indices) of `net` on all of `split` in `dls`, with the card's test-time augmentation."
+    p = privatetest_predictions(net, card, dls, split)
+    return p[card['classes']].values, p.true.map(card['classes'].index).values
+
 def split_accuracy(net, card:dict, dls, split:str='PublicTest') -> float:
     "Accuracy of `net` on all of `split` in `dls`, with the card's test-time augmentation."
-    p = privatetest_predictions(net, card, dls, split)
-    return float((p.true == p.predicted).mean())
+    probs, y = _split_probs(net, card, dls, split)
+    return float((probs.argmax(1) == y).mean())
 
 def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
                 data_loc, # FER2013 (see `emotion_dataloaders`): its PublicTest chooses
@@ -379,7 +384,7 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
     return _write_average(model_dir, state, card, [paths[j] for j in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
 
-# %% ../nbs/03_learner.ipynb #397b84ba
+# %% ../nbs/03_learner.ipynb #ae4f25ae
 def ensemble_selection(probs:list, # each model's class probabilities on the same faces, N x C
                        y, # the N true class indices
                        rounds:int=10,
@@ -396,15 +401,12 @@ def ensemble_selection(probs:list, # each model's class probabilities on the sam
 
 def _greedy_ensemble(paths:list, nets:list, cards:list, dls, model_dir:Path, command:str, rounds:int) -> Path:
     "`greedy_soup` with `ensemble`: the `ensemble_selection` of the candidates on PublicTest, written as a model_dir."
-    def probs(net, card):
-        p = privatetest_predictions(net, card, dls, 'PublicTest')
-        return p[card['classes']].values, p.true.map(card['classes'].index).values
-    own = [probs(n, c) for n, c in zip(nets, cards)]
+    own = [_split_probs(n, c, dls) for n, c in zip(nets, cards)]
     y = own[0][1]
     alone = [float((p.argmax(1) == y).mean()) for p, _ in own]
     order = sorted(range(len(nets)), key=lambda i: -alone[i])  # stable: ties keep the given order
     tta = lambda c: (c.get('tta', False), c.get('tta_zooms'))
-    lead_tta = [p if tta(c) == tta(cards[order[0]]) else probs(n, cards[order[0]])[0] for (p, _), n, c in zip(own, nets, cards)]
+    lead_tta = [p if tta(c) == tta(cards[order[0]]) else _split_probs(n, cards[order[0]], dls)[0] for (p, _), n, c in zip(own, nets, cards)]
     counts, best, steps = ensemble_selection([lead_tta[i] for i in order], y, rounds)  # in rank order: the first round takes the leader
     kept, weights = map(list, zip(*[(i, k) for i, k in zip(order, counts) if k]))
     _, state, card = _combine([nets[i] for i in kept], [cards[i] for i in kept], len(kept) > 1, weights)
