@@ -105,7 +105,7 @@ def predict_files(files:list, # image paths
     df = pd.DataFrame(out)
     return df.drop(columns=[c for c in ('probs',) if c in df.columns]).join(pd.DataFrame([o.get('probs', {}) for o in out], index=df.index))
 
-# %% ../nbs/05_predict.ipynb #2dec1806
+# %% ../nbs/05_predict.ipynb #8f1f7080
 def _describe_faces(fn, rows:pd.DataFrame) -> list:
     "Human-readable lines for one file's rows of `predict_files`."
     return [f'{fn}: {r.error}' if r.error else f'{fn}: face {int(r.face) + 1} at {tuple(int(v) for v in r.box)} ({r.detector}): {r.emotion} ({r.confidence:.0%})'
@@ -123,14 +123,14 @@ def _json_records(df:pd.DataFrame) -> list:
 
 @call_parse
 def masked_emotions_predict(
-    images:Param('Image files (default: the bundled example photo)', str, nargs='*'),
+    images:Param('Image files (default: the bundled example photo, with the mask drawn)', str, nargs='*'),
     model:Param('Model: a model_dir from masked_emotions_train or a model card (default: the bundled model)', str)=None,
     add_mask:Param('Draw the training mask on each face first (for photos of unmasked faces)', store_true)=False,
     json:Param('Print the results as JSON', store_true)=False,
     no_tta:Param('No test-time augmentation (mirrored and zoomed views)', store_true)=False,
 ):
     "Predict the emotion of every face in each image."
-    images = images or [str(example_photo())]
+    if not images: images, add_mask = [str(example_photo())], True  # an unmasked portrait: mask it as the training faces were
     try: df = predict_files(images, model, add_mask, tta=False if no_tta else None, progress=len(images) > 20)
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_predict: {e}')
     if json: print(jsonlib.dumps(_json_records(df), indent=1))

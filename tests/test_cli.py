@@ -4,7 +4,7 @@ import numpy as np, pandas as pd, pytest
 from PIL import Image
 from safetensors.torch import load_file
 from conftest import run
-from masked_emotions.core import EMOTIONS
+from masked_emotions.core import EMOTIONS, example_photo
 
 
 def test_mask_folder_then_rerun(fer_folder, tmp_path):
@@ -176,6 +176,8 @@ def test_predict_bundled_example():
     assert r.returncode == 0, r.stderr
     line, = r.stdout.strip().splitlines()
     assert 'astronaut.jpg: face 1 at' in line and line.split(': ')[-1].split(' (')[0] in EMOTIONS
+    masked = run('masked_emotions_predict', str(example_photo()), '--add_mask')  # the unmasked example is masked first
+    assert masked.returncode == 0 and masked.stdout.strip() == line, masked.stdout
 
 
 def test_predict_bad_files(tmp_path):
