@@ -95,7 +95,7 @@ def test_train_bad_arguments(fer_folder, tmp_path, args, msg):
 
 
 def test_distil_from_bundled_model(fer_folder, tmp_path):
-    "Distil the bundled model (an ensemble) into a network: the run records the teacher and starts from its --weights; the ensemble's own weights cannot start one network."
+    "Distil the bundled model into a network: the run records the teacher and starts from its --weights; an ensemble's weights cannot start one network."
     from masked_emotions.models import default_model_card
     bundled, run_dir = default_model_card(), tmp_path / 'kd'
     save_untrained(tmp_path, 'start')
@@ -109,9 +109,11 @@ def test_distil_from_bundled_model(fer_folder, tmp_path):
     learned = [k for k in start if 'running' not in k and 'num_batches' not in k]
     assert start.keys() == tuned.keys() and all((start[k] - tuned[k]).abs().max() < 1e-4 for k in learned)  # a step from --weights
     assert any(not start[k].equal(tuned[k]) for k in learned)  # but a step
-    if json.loads(bundled.read_text())['arch'] == 'ensemble':
-        r = run('masked_emotions_train', '--data_loc', fer_folder, '--num_epochs', '1', '--weights', bundled, '--model_dir', tmp_path / 'no')
-        assert r.returncode != 0 and f'{bundled}: ensemble weights cannot start emotion_cnn' in r.stderr and 'Traceback' not in r.stderr
+    save_untrained(tmp_path, 'other')  # an ensemble made here, whatever the bundled model is
+    assert run('masked_emotions_average', tmp_path / 'start.json', tmp_path / 'other.json', '--model_dir', tmp_path / 'ens', '--ensemble').returncode == 0
+    ens = tmp_path / 'ens' / 'best.json'
+    r = run('masked_emotions_train', '--data_loc', fer_folder, '--num_epochs', '1', '--weights', ens, '--model_dir', tmp_path / 'no')
+    assert r.returncode != 0 and f'{ens}: ensemble weights cannot start emotion_cnn' in r.stderr and 'Traceback' not in r.stderr
 
 
 def test_train_missing_data(tmp_path):
