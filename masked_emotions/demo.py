@@ -50,7 +50,7 @@ def show_prediction(img:np.ndarray, results:list, title:str=''):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/06_demo.ipynb #eac6245f
+# %% ../nbs/06_demo.ipynb #922c7e01
 def _png(fig) -> str:
     import matplotlib.pyplot as plt
     buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=80, bbox_inches='tight'); plt.close(fig)
@@ -64,7 +64,7 @@ class EmotionDemo:
         self.model = w.Dropdown(options=list(model_choices(root).items()), description='model')
         self.image = w.Dropdown(options=list(self.images), description='photo')
         self.upload = w.FileUpload(accept='image/*', multiple=False, description='upload')
-        self.add_mask = w.Checkbox(value=False, description='draw mask (unmasked faces)')
+        self.add_mask = w.Checkbox(value=True, description='draw mask (unmasked faces)')  # the bundled example wears none
         self.summary, self.out = w.HTML(), w.Output()
         self.result, self.error = [], ''
         for c in (self.model, self.image, self.add_mask): c.observe(lambda _: self.update(), 'value')
