@@ -10,7 +10,8 @@ recall, with the card's test-time augmentation. Writes the PrivateTest
 predictions to RUN_DIR/bundled_predictions.csv: `masked_emotions_analyze RUN_DIR/bundled_predictions.csv` draws
 the README's figures from them. Refuses a model that does not beat the bundled one on PublicTest, the validation
 split (accuracy, then macro-F1 on a tie), unless --force: weights go into git, so only improvements are committed,
-and the choice is never made on PrivateTest, the test split.
+and the choice is never made on PrivateTest, the test split. A greedy soup or ensemble whose card already records a
+lower PublicTest accuracy (measured the same way when it was chosen) is refused before the minutes of evaluation.
 """
 import json, shutil, sys
 from pathlib import Path
@@ -62,12 +63,16 @@ if __name__ == '__main__':
     card_path = find_model_card(args[0]); run = card_path.parent
     net, card = load_model(card_path)
     if card.get('tta') and 'tta_zooms' not in card: card['tta_zooms'] = list(TTA_ZOOMS)  # a card written before tta_zooms existed
+    score = lambda m: (m.get('PublicTest', {}).get('accuracy', 0), m.get('PublicTest', {}).get('macro_f1', 0))
+    old = score(read_card(default_model_card())['metrics']) if default_model_card().exists() else (0, 0)
+    chosen = card.get('greedy', {}).get('accuracy')  # a greedy soup's PublicTest accuracy, measured as below when it was chosen
+    if chosen is not None and chosen < old[0] and '--force' not in sys.argv:  # refused without the minutes of evaluation
+        sys.exit(f'{run}: PublicTest accuracy {chosen} (its greedy record) does not beat the bundled model {old}; not bundled')
     dls = emotion_dataloaders(data, aug=False)
     preds = {split: privatetest_predictions(net, card, dls, split) for split in ('PublicTest', 'PrivateTest')}
     for split, p in preds.items(): card['metrics'][split] = split_metrics(p)
     with atomic_path(run / 'bundled_predictions.csv') as p: preds['PrivateTest'].to_csv(p, index=False)  # for masked_emotions_analyze
-    score = lambda m: (m.get('PublicTest', {}).get('accuracy', 0), m.get('PublicTest', {}).get('macro_f1', 0))
-    new, old = score(card['metrics']), score(read_card(default_model_card())['metrics']) if default_model_card().exists() else (0, 0)
+    new = score(card['metrics'])
     if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PublicTest accuracy, macro-F1 {new} do not beat the bundled model {old}; not bundled')
     card['reproduce'] = reproduce(run, data)
     if card.get('command'): card['command'] = portable(card['command'], run, data)
