@@ -22,7 +22,7 @@ from .data import emotion_dataloaders
 __all__ = ['PRESETS', 'SHARED_CARD_KEYS', 'check_mixup', 'check_distill', 'emotion_learner', 'restandardise', 'Distill',
            'versions', 'RunFiles', 'model_card', 'privatetest_predictions', 'plot_history', 'train', 'fit_run',
            'finish_run', 'masked_emotions_train', 'average_models', 'split_accuracy', 'greedy_soup',
-           'ensemble_selection', 'masked_emotions_average']
+           'ensemble_selection', 'bagged_selection', 'masked_emotions_average']
 
 # %% ../nbs/03_learner.ipynb #5c465839
 def check_mixup(mixup:float) -> None:
@@ -346,7 +346,7 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
     _, state, card = _combine(nets, cards, ensemble)
     return _write_average(model_dir, state, card, paths, paths, command)
 
-# %% ../nbs/03_learner.ipynb #efd1dc2a
+# %% ../nbs/03_learner.ipynb #05fd9812
 def _split_probs(net, card:dict, dls, split:str='PublicTest') -> tuple:
     "(class probabilities, true class indices) of `net` on all of `split` in `dls`, with the card's test-time augmentation."
     p = privatetest_predictions(net, card, dls, split)
@@ -363,14 +363,17 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
                 command:str|None=None, # how it was made, for the card (default: this call)
                 ensemble:bool=False, # choose an `Ensemble` (`ensemble_selection`) instead of a weight average
                 rounds:int=10, # with `ensemble`: rounds of ensemble selection
+                bags:int=1, # with `ensemble`: more than 1, `bagged_selection` in this many random halves of the candidates
                ) -> Path: # `model_dir`
     "Average the `models` that help on PublicTest: ranked by accuracy alone, each kept if the soup's accuracy does not drop; with `ensemble`, their `ensemble_selection`."
     model_dir = Path(model_dir)
     if ensemble and rounds < 1: raise ValueError(f'ensemble selection needs at least 1 round, got {rounds}')
+    if bags < 1: raise ValueError(f'bagged ensemble selection needs at least 1 bag, got {bags}')
+    if bags > 1 and not ensemble: raise ValueError('bags are for ensemble selection: add ensemble=True (--ensemble)')
     paths, nets, cards = _load_models(models, model_dir, ensemble)
     dls = emotion_dataloaders(data_loc, img_size=cards[0]['img_size'], aug=False, progress=False)
     command = command or f'greedy_soup({[str(m) for m in models]!r}, {str(data_loc)!r}, {str(model_dir)!r}, ensemble={ensemble})'
-    if ensemble: return _greedy_ensemble(paths, nets, cards, dls, model_dir, command, rounds)
+    if ensemble: return _greedy_ensemble(paths, nets, cards, dls, model_dir, command, rounds, bags)
     alone = [split_accuracy(n, c, dls) for n, c in zip(nets, cards)]
     order = sorted(range(len(nets)), key=lambda i: -alone[i])  # stable: ties keep the given order
     kept, best, (_, state, card) = [order[0]], alone[order[0]], _combine([nets[order[0]]], [cards[order[0]]], False)
@@ -384,7 +387,7 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
     return _write_average(model_dir, state, card, [paths[j] for j in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
 
-# %% ../nbs/03_learner.ipynb #ae4f25ae
+# %% ../nbs/03_learner.ipynb #924c3121
 def ensemble_selection(probs:list, # each model's class probabilities on the same faces, N x C
                        y, # the N true class indices
                        rounds:int=10,
@@ -399,23 +402,44 @@ def ensemble_selection(probs:list, # each model's class probabilities on the sam
     best = max(range(rounds), key=lambda r: (steps[r][1], -r))
     return steps[best][2].tolist(), steps[best][1], [(i, a) for i, a, _ in steps]
 
-def _greedy_ensemble(paths:list, nets:list, cards:list, dls, model_dir:Path, command:str, rounds:int) -> Path:
-    "`greedy_soup` with `ensemble`: the `ensemble_selection` of the candidates on PublicTest, written as a model_dir."
+def _greedy_ensemble(paths:list, nets:list, cards:list, dls, model_dir:Path, command:str, rounds:int, bags:int=1) -> Path:
+    "`greedy_soup` with `ensemble`: the `ensemble_selection` (or with `bags` > 1 the `bagged_selection`) of the candidates on PublicTest, written as a model_dir."
     own = [_split_probs(n, c, dls) for n, c in zip(nets, cards)]
     y = own[0][1]
     alone = [float((p.argmax(1) == y).mean()) for p, _ in own]
     order = sorted(range(len(nets)), key=lambda i: -alone[i])  # stable: ties keep the given order
     tta = lambda c: (c.get('tta', False), c.get('tta_zooms'))
     lead_tta = [p if tta(c) == tta(cards[order[0]]) else _split_probs(n, cards[order[0]], dls)[0] for (p, _), n, c in zip(own, nets, cards)]
-    counts, best, steps = ensemble_selection([lead_tta[i] for i in order], y, rounds)  # in rank order: the first round takes the leader
+    ranked = [lead_tta[i] for i in order]  # in rank order: the first round takes the leader
+    if bags > 1: (counts, best), how = bagged_selection(ranked, y, rounds, bags), dict(method='bagged ensemble selection', bags=bags, fraction=.5)
+    else:
+        counts, best, steps = ensemble_selection(ranked, y, rounds)
+        how = dict(method='ensemble selection', rounds=[dict(model=str(paths[order[j]]), accuracy=round(a, 4)) for j, a in steps])
     kept, weights = map(list, zip(*[(i, k) for i, k in zip(order, counts) if k]))
     _, state, card = _combine([nets[i] for i in kept], [cards[i] for i in kept], len(kept) > 1, weights)
     tried = [dict(model=str(paths[i]), alone=round(alone[i], 4), kept=bool(k), weight=k) for i, k in zip(order, counts)]
-    record = [dict(model=str(paths[order[j]]), accuracy=round(a, 4)) for j, a in steps]
     return _write_average(model_dir, state, card, [paths[i] for i in kept], paths, command,
-                          greedy=dict(split='PublicTest', accuracy=round(best, 4), method='ensemble selection', rounds=record, tried=tried))
+                          greedy=dict(split='PublicTest', accuracy=round(best, 4), **how, tried=tried))
 
-# %% ../nbs/03_learner.ipynb #84d922de
+# %% ../nbs/03_learner.ipynb #a6623787
+def bagged_selection(probs:list, # each model's class probabilities on the same faces, N x C
+                     y, # the N true class indices
+                     rounds:int=10, # rounds of `ensemble_selection` in each bag
+                     bags:int=20, # random subsets of the models
+                     fraction:float=.5, # share of the models in each bag
+                     seed:int=0,
+                    ) -> tuple: # (how often each model was chosen in all bags, that ensemble's accuracy)
+    "Bagged ensemble selection (Caruana et al. 2004): `ensemble_selection` in `bags` random subsets of the models, its choices summed."
+    if bags < 1: raise ValueError(f'bagged ensemble selection needs at least 1 bag, got {bags}')
+    if not 0 < fraction <= 1: raise ValueError(f'fraction is the share of the models in each bag, in (0, 1]; got {fraction}')
+    rng, counts = np.random.default_rng(seed), np.zeros(len(probs), int)
+    for _ in range(bags):
+        bag = np.sort(rng.choice(len(probs), max(1, round(fraction * len(probs))), replace=False))
+        counts[bag] += ensemble_selection([probs[i] for i in bag], y, rounds)[0]
+    counts //= np.gcd.reduce(counts)  # the same weights in the smallest integers
+    return counts.tolist(), float((sum(k * p for k, p in zip(counts, probs)).argmax(1) == y).mean())
+
+# %% ../nbs/03_learner.ipynb #e33ba5f5
 @call_parse
 def masked_emotions_average(
     models:Param('Models to average: model_dirs, cards or .safetensors files trained here, of one architecture (any, with --ensemble)', str, nargs='+'),
@@ -424,12 +448,14 @@ def masked_emotions_average(
     data_loc:Param('FER2013 whose PublicTest chooses the models (with --greedy)', str)=None,
     ensemble:Param("Average the models' predictions (an ensemble) instead of their weights", store_true)=False,
     rounds:Param('Rounds of ensemble selection (with --greedy --ensemble): a model chosen k times weighs k', int)=10,
+    bags:Param('Bagged ensemble selection (with --greedy --ensemble): selection in this many random halves of the models, summed; 1: plain', int)=1,
 ):
     "Average the weights of trained models (a uniform or greedy model soup), or their predictions (an ensemble), into a new model_dir."
     if not model_dir: sys.exit('masked_emotions_average: --model_dir is required (a new folder for the averaged model)')
     if greedy != (data_loc is not None): sys.exit('masked_emotions_average: --greedy and --data_loc go together (the soup is chosen on its PublicTest)')
+    if bags != 1 and not (greedy and ensemble): sys.exit('masked_emotions_average: --bags is for ensemble selection: add --greedy --ensemble')
     command = ' '.join(['masked_emotions_average'] + sys.argv[1:])
-    try: out = greedy_soup(models, data_loc, model_dir, command, ensemble, rounds) if greedy else average_models(models, model_dir, command, ensemble)
+    try: out = greedy_soup(models, data_loc, model_dir, command, ensemble, rounds, bags) if greedy else average_models(models, model_dir, command, ensemble)
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_average: {e}')
     card = read_card(out/'best.json')
     print(f"{out}: {'ensemble' if ensemble else 'average'} of {len(card['averaged_from'])} of {len(models)} models" +

@@ -230,3 +230,16 @@ def test_greedy_ensemble_on_publictest(fer_folder, tmp_path):
               '--greedy', '--ensemble', '--rounds', '0', '--data_loc', fer_folder)
     assert bad.returncode != 0 and 'at least 1 round' in bad.stderr and 'Traceback' not in bad.stderr
     assert not (tmp_path / 'none').exists()
+
+
+def test_bagged_ensemble_selection(fer_folder, tmp_path):
+    save_untrained(tmp_path, 'a', 'b', 'c')
+    models = [tmp_path / f'{m}.json' for m in 'abc']
+    r = run('masked_emotions_average', *models, '--model_dir', tmp_path / 'bag', '--greedy', '--ensemble', '--bags', '4', '--data_loc', fer_folder)
+    assert r.returncode == 0, r.stderr
+    g = json.loads((tmp_path / 'bag' / 'best.json').read_text())['greedy']
+    assert (g['method'], g['bags']) == ('bagged ensemble selection', 4) and len(g['tried']) == 3
+    for args, says in ((['--greedy', '--ensemble', '--bags', '0'], 'at least 1 bag'), (['--greedy', '--bags', '2'], 'add --greedy --ensemble')):
+        bad = run('masked_emotions_average', *models, '--model_dir', tmp_path / 'none', *args, '--data_loc', fer_folder)
+        assert bad.returncode != 0 and says in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
+        assert not (tmp_path / 'none').exists()
