@@ -12,6 +12,7 @@ the README's figures from them. Refuses a model that does not beat the bundled o
 split (accuracy, then macro-F1 on a tie), unless --force: weights go into git, so only improvements are committed,
 and the choice is never made on PrivateTest, the test split. A greedy soup or ensemble whose card already records a
 lower PublicTest accuracy (measured the same way when it was chosen) is refused before the minutes of evaluation.
+So are weights over 50 MB, the package's budget for its model.
 """
 import json, shutil, sys
 from pathlib import Path
@@ -21,6 +22,9 @@ from masked_emotions.models import TTA_ZOOMS, default_model_card, find_model_car
 from masked_emotions.data import emotion_dataloaders
 from masked_emotions.learner import privatetest_predictions
 from masked_emotions.analysis import emotion_metrics
+
+
+MAX_BYTES = 50_000_000  # the package's size budget for its model (issue 4)
 
 
 def split_metrics(preds: pd.DataFrame) -> dict:
@@ -63,6 +67,8 @@ if __name__ == '__main__':
     card_path = find_model_card(args[0]); run = card_path.parent
     net, card = load_model(card_path)
     if card.get('tta') and 'tta_zooms' not in card: card['tta_zooms'] = list(TTA_ZOOMS)  # a card written before tta_zooms existed
+    size = card_path.with_suffix('.safetensors').stat().st_size
+    if size > MAX_BYTES and '--force' not in sys.argv: sys.exit(f'{run}: {size / 1e6:.1f} MB of weights, over the {MAX_BYTES / 1e6:.0f} MB a bundled model may take; not bundled')
     score = lambda m: (m.get('PublicTest', {}).get('accuracy', 0), m.get('PublicTest', {}).get('macro_f1', 0))
     old = score(read_card(default_model_card())['metrics']) if default_model_card().exists() else (0, 0)
     chosen = card.get('greedy', {}).get('accuracy')  # a greedy soup's PublicTest accuracy, measured as below when it was chosen
