@@ -387,7 +387,7 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
     return _write_average(model_dir, state, card, [paths[j] for j in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
 
-# %% ../nbs/03_learner.ipynb #924c3121
+# %% ../nbs/03_learner.ipynb #a9801c60
 def ensemble_selection(probs:list, # each model's class probabilities on the same faces, N x C
                        y, # the N true class indices
                        rounds:int=10,
@@ -411,7 +411,9 @@ def _greedy_ensemble(paths:list, nets:list, cards:list, dls, model_dir:Path, com
     tta = lambda c: (c.get('tta', False), c.get('tta_zooms'))
     lead_tta = [p if tta(c) == tta(cards[order[0]]) else _split_probs(n, cards[order[0]], dls)[0] for (p, _), n, c in zip(own, nets, cards)]
     ranked = [lead_tta[i] for i in order]  # in rank order: the first round takes the leader
-    if bags > 1: (counts, best), how = bagged_selection(ranked, y, rounds, bags), dict(method='bagged ensemble selection', bags=bags, fraction=.5)
+    if bags > 1:
+        counts, best = bagged_selection(ranked, y, rounds, bags)
+        how = dict(method='bagged ensemble selection', bags=bags)
     else:
         counts, best, steps = ensemble_selection(ranked, y, rounds)
         how = dict(method='ensemble selection', rounds=[dict(model=str(paths[order[j]]), accuracy=round(a, 4)) for j, a in steps])
