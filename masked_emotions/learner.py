@@ -21,7 +21,7 @@ from .data import emotion_dataloaders
 # %% auto #0
 __all__ = ['PRESETS', 'SHARED_CARD_KEYS', 'check_mixup', 'check_distill', 'emotion_learner', 'restandardise', 'Distill',
            'versions', 'RunFiles', 'model_card', 'privatetest_predictions', 'plot_history', 'train', 'fit_run',
-           'finish_run', 'masked_emotions_train', 'average_models', 'split_accuracy', 'greedy_soup',
+           'finish_run', 'masked_emotions_train', 'average_models', 'split_accuracy', 'greedy_soup', 'check_selection',
            'ensemble_selection', 'bagged_selection', 'masked_emotions_average']
 
 # %% ../nbs/03_learner.ipynb #5c465839
@@ -346,7 +346,7 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
     _, state, card = _combine(nets, cards, ensemble)
     return _write_average(model_dir, state, card, paths, paths, command)
 
-# %% ../nbs/03_learner.ipynb #05fd9812
+# %% ../nbs/03_learner.ipynb #420e2398
 def _split_probs(net, card:dict, dls, split:str='PublicTest') -> tuple:
     "(class probabilities, true class indices) of `net` on all of `split` in `dls`, with the card's test-time augmentation."
     p = privatetest_predictions(net, card, dls, split)
@@ -367,9 +367,8 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
                ) -> Path: # `model_dir`
     "Average the `models` that help on PublicTest: ranked by accuracy alone, each kept if the soup's accuracy does not drop; with `ensemble`, their `ensemble_selection`."
     model_dir = Path(model_dir)
-    if ensemble and rounds < 1: raise ValueError(f'ensemble selection needs at least 1 round, got {rounds}')
-    if bags < 1: raise ValueError(f'bagged ensemble selection needs at least 1 bag, got {bags}')
-    if bags > 1 and not ensemble: raise ValueError('bags are for ensemble selection: add ensemble=True (--ensemble)')
+    if ensemble: check_selection(rounds, bags)  # before any model is read
+    elif bags != 1: raise ValueError('bags are for ensemble selection: add ensemble=True (--ensemble)')
     paths, nets, cards = _load_models(models, model_dir, ensemble)
     dls = emotion_dataloaders(data_loc, img_size=cards[0]['img_size'], aug=False, progress=False)
     command = command or f'greedy_soup({[str(m) for m in models]!r}, {str(data_loc)!r}, {str(model_dir)!r}, ensemble={ensemble})'
@@ -387,13 +386,18 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
     return _write_average(model_dir, state, card, [paths[j] for j in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
 
-# %% ../nbs/03_learner.ipynb #a9801c60
+# %% ../nbs/03_learner.ipynb #80ae53bf
+def check_selection(rounds:int, bags:int=1) -> None:
+    "Refuse fewer than 1 round or 1 bag of ensemble selection."
+    if rounds < 1: raise ValueError(f'ensemble selection needs at least 1 round, got {rounds}')
+    if bags < 1: raise ValueError(f'bagged ensemble selection needs at least 1 bag, got {bags}')
+
 def ensemble_selection(probs:list, # each model's class probabilities on the same faces, N x C
                        y, # the N true class indices
                        rounds:int=10,
                       ) -> tuple: # (how often each model was chosen, that ensemble's accuracy, each round's (model, accuracy))
     "Ensemble selection with replacement (Caruana et al. 2004): each round adds the model giving the most accurate weighted mean; the earliest best round wins."
-    if rounds < 1: raise ValueError(f'ensemble selection needs at least 1 round, got {rounds}')
+    check_selection(rounds)
     counts, total, steps = np.zeros(len(probs), int), np.zeros(np.shape(probs[0])), []
     for _ in range(rounds):
         accs = [float(((total + p).argmax(1) == y).mean()) for p in probs]
@@ -423,7 +427,7 @@ def _greedy_ensemble(paths:list, nets:list, cards:list, dls, model_dir:Path, com
     return _write_average(model_dir, state, card, [paths[i] for i in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), **how, tried=tried))
 
-# %% ../nbs/03_learner.ipynb #a6623787
+# %% ../nbs/03_learner.ipynb #727f5f5d
 def bagged_selection(probs:list, # each model's class probabilities on the same faces, N x C
                      y, # the N true class indices
                      rounds:int=10, # rounds of `ensemble_selection` in each bag
@@ -432,7 +436,7 @@ def bagged_selection(probs:list, # each model's class probabilities on the same 
                      seed:int=0,
                     ) -> tuple: # (how often each model was chosen in all bags, that ensemble's accuracy)
     "Bagged ensemble selection (Caruana et al. 2004): `ensemble_selection` in `bags` random subsets of the models, its choices summed."
-    if bags < 1: raise ValueError(f'bagged ensemble selection needs at least 1 bag, got {bags}')
+    check_selection(rounds, bags)
     if not 0 < fraction <= 1: raise ValueError(f'fraction is the share of the models in each bag, in (0, 1]; got {fraction}')
     rng, counts = np.random.default_rng(seed), np.zeros(len(probs), int)
     for _ in range(bags):
