@@ -346,7 +346,7 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
     _, state, card = _combine(nets, cards, ensemble)
     return _write_average(model_dir, state, card, paths, paths, command)
 
-# %% ../nbs/03_learner.ipynb #420e2398
+# %% ../nbs/03_learner.ipynb #b2c96cdb
 def _split_probs(net, card:dict, dls, split:str='PublicTest') -> tuple:
     "(class probabilities, true class indices) of `net` on all of `split` in `dls`, with the card's test-time augmentation."
     p = privatetest_predictions(net, card, dls, split)
@@ -364,15 +364,16 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
                 ensemble:bool=False, # choose an `Ensemble` (`ensemble_selection`) instead of a weight average
                 rounds:int=10, # with `ensemble`: rounds of ensemble selection
                 bags:int=1, # with `ensemble`: more than 1, `bagged_selection` in this many random halves of the candidates
+                max_models:int|None=None, # with `ensemble`: at most this many distinct networks (`ensemble_selection`)
                ) -> Path: # `model_dir`
     "Average the `models` that help on PublicTest: ranked by accuracy alone, each kept if the soup's accuracy does not drop; with `ensemble`, their `ensemble_selection`."
     model_dir = Path(model_dir)
-    if ensemble: check_selection(rounds, bags)  # before any model is read
-    elif bags != 1: raise ValueError('bags are for ensemble selection: add ensemble=True (--ensemble)')
+    if ensemble: check_selection(rounds, bags, max_models)  # before any model is read
+    elif bags != 1 or max_models is not None: raise ValueError('bags and max_models are for ensemble selection: add ensemble=True (--ensemble)')
     paths, nets, cards = _load_models(models, model_dir, ensemble)
     dls = emotion_dataloaders(data_loc, img_size=cards[0]['img_size'], aug=False, progress=False)
     command = command or f'greedy_soup({[str(m) for m in models]!r}, {str(data_loc)!r}, {str(model_dir)!r}, ensemble={ensemble})'
-    if ensemble: return _greedy_ensemble(paths, nets, cards, dls, model_dir, command, rounds, bags)
+    if ensemble: return _greedy_ensemble(paths, nets, cards, dls, model_dir, command, rounds, bags, max_models)
     alone = [split_accuracy(n, c, dls) for n, c in zip(nets, cards)]
     order = sorted(range(len(nets)), key=lambda i: -alone[i])  # stable: ties keep the given order
     kept, best, (_, state, card) = [order[0]], alone[order[0]], _combine([nets[order[0]]], [cards[order[0]]], False)
@@ -386,27 +387,31 @@ def greedy_soup(models:list, # candidates, as for `average_models`, at least 2
     return _write_average(model_dir, state, card, [paths[j] for j in kept], paths, command,
                           greedy=dict(split='PublicTest', accuracy=round(best, 4), tried=tried))
 
-# %% ../nbs/03_learner.ipynb #80ae53bf
-def check_selection(rounds:int, bags:int=1) -> None:
-    "Refuse fewer than 1 round or 1 bag of ensemble selection."
+# %% ../nbs/03_learner.ipynb #3fd51cec
+def check_selection(rounds:int, bags:int=1, max_models:int|None=None) -> None:
+    "Refuse fewer than 1 round, 1 bag or 1 model of ensemble selection, and a cap on the models of a bagged one."
     if rounds < 1: raise ValueError(f'ensemble selection needs at least 1 round, got {rounds}')
     if bags < 1: raise ValueError(f'bagged ensemble selection needs at least 1 bag, got {bags}')
+    if max_models is not None and max_models < 1: raise ValueError(f'max_models: an ensemble needs at least 1 model, got {max_models}')
+    if max_models is not None and bags > 1: raise ValueError('max_models caps plain ensemble selection, not a bagged one (bags > 1)')
 
 def ensemble_selection(probs:list, # each model's class probabilities on the same faces, N x C
                        y, # the N true class indices
                        rounds:int=10,
+                       max_models:int|None=None, # at most this many distinct models: once reached, a round can only add one already in
                       ) -> tuple: # (how often each model was chosen, that ensemble's accuracy, each round's (model, accuracy))
     "Ensemble selection with replacement (Caruana et al. 2004): each round adds the model giving the most accurate weighted mean; the earliest best round wins."
-    check_selection(rounds)
+    check_selection(rounds, max_models=max_models)
     counts, total, steps = np.zeros(len(probs), int), np.zeros(np.shape(probs[0])), []
     for _ in range(rounds):
-        accs = [float(((total + p).argmax(1) == y).mean()) for p in probs]
+        full = max_models is not None and np.count_nonzero(counts) >= max_models
+        accs = [float(((total + p).argmax(1) == y).mean()) if k or not full else -1. for p, k in zip(probs, counts)]
         i = int(np.argmax(accs)); counts[i] += 1; total = total + probs[i]  # ties: the first model
         steps.append((i, accs[i], counts.copy()))
     best = max(range(rounds), key=lambda r: (steps[r][1], -r))
     return steps[best][2].tolist(), steps[best][1], [(i, a) for i, a, _ in steps]
 
-def _greedy_ensemble(paths:list, nets:list, cards:list, dls, model_dir:Path, command:str, rounds:int, bags:int=1) -> Path:
+def _greedy_ensemble(paths:list, nets:list, cards:list, dls, model_dir:Path, command:str, rounds:int, bags:int=1, max_models:int|None=None) -> Path:
     "`greedy_soup` with `ensemble`: the `ensemble_selection` (or with `bags` > 1 the `bagged_selection`) of the candidates on PublicTest, written as a model_dir."
     own = [_split_probs(n, c, dls) for n, c in zip(nets, cards)]
     y = own[0][1]
@@ -419,8 +424,9 @@ def _greedy_ensemble(paths:list, nets:list, cards:list, dls, model_dir:Path, com
         counts, best = bagged_selection(ranked, y, rounds, bags)
         how = dict(method='bagged ensemble selection', bags=bags)
     else:
-        counts, best, steps = ensemble_selection(ranked, y, rounds)
+        counts, best, steps = ensemble_selection(ranked, y, rounds, max_models)
         how = dict(method='ensemble selection', rounds=[dict(model=str(paths[order[j]]), accuracy=round(a, 4)) for j, a in steps])
+        if max_models is not None: how['max_models'] = max_models
     kept, weights = map(list, zip(*[(i, k) for i, k in zip(order, counts) if k]))
     _, state, card = _combine([nets[i] for i in kept], [cards[i] for i in kept], len(kept) > 1, weights)
     tried = [dict(model=str(paths[i]), alone=round(alone[i], 4), kept=bool(k), weight=k) for i, k in zip(order, counts)]
@@ -445,7 +451,7 @@ def bagged_selection(probs:list, # each model's class probabilities on the same 
     counts //= np.gcd.reduce(counts)  # the same weights in the smallest integers
     return counts.tolist(), float((sum(k * p for k, p in zip(counts, probs)).argmax(1) == y).mean())
 
-# %% ../nbs/03_learner.ipynb #e33ba5f5
+# %% ../nbs/03_learner.ipynb #c953124c
 @call_parse
 def masked_emotions_average(
     models:Param('Models to average: model_dirs, cards or .safetensors files trained here, of one architecture (any, with --ensemble)', str, nargs='+'),
@@ -455,13 +461,15 @@ def masked_emotions_average(
     ensemble:Param("Average the models' predictions (an ensemble) instead of their weights", store_true)=False,
     rounds:Param('Rounds of ensemble selection (with --greedy --ensemble): a model chosen k times weighs k', int)=10,
     bags:Param('Bagged ensemble selection (with --greedy --ensemble): selection in this many random halves of the models, summed; 1: plain', int)=1,
+    max_models:Param('At most this many distinct networks in the ensemble (with --greedy --ensemble; not with --bags)', int)=None,
 ):
     "Average the weights of trained models (a uniform or greedy model soup), or their predictions (an ensemble), into a new model_dir."
     if not model_dir: sys.exit('masked_emotions_average: --model_dir is required (a new folder for the averaged model)')
     if greedy != (data_loc is not None): sys.exit('masked_emotions_average: --greedy and --data_loc go together (the soup is chosen on its PublicTest)')
-    if bags != 1 and not (greedy and ensemble): sys.exit('masked_emotions_average: --bags is for ensemble selection: add --greedy --ensemble')
+    if (bags != 1 or max_models is not None) and not (greedy and ensemble):
+        sys.exit('masked_emotions_average: --bags and --max_models are for ensemble selection: add --greedy --ensemble')
     command = ' '.join(['masked_emotions_average'] + sys.argv[1:])
-    try: out = greedy_soup(models, data_loc, model_dir, command, ensemble, rounds, bags) if greedy else average_models(models, model_dir, command, ensemble)
+    try: out = greedy_soup(models, data_loc, model_dir, command, ensemble, rounds, bags, max_models) if greedy else average_models(models, model_dir, command, ensemble)
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_average: {e}')
     card = read_card(out/'best.json')
     print(f"{out}: {'ensemble' if ensemble else 'average'} of {len(card['averaged_from'])} of {len(models)} models" +

@@ -243,3 +243,20 @@ def test_bagged_ensemble_selection(fer_folder, tmp_path):
         bad = run('masked_emotions_average', *models, '--model_dir', tmp_path / 'none', *args, '--data_loc', fer_folder)
         assert bad.returncode != 0 and says in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
         assert not (tmp_path / 'none').exists()
+
+
+def test_capped_ensemble_selection(fer_folder, tmp_path):
+    save_untrained(tmp_path, 'a', 'b', 'c')
+    models = [tmp_path / f'{m}.json' for m in 'abc']
+    r = run('masked_emotions_average', *models, '--model_dir', tmp_path / 'cap', '--greedy', '--ensemble', '--rounds', '4',
+            '--max_models', '1', '--data_loc', fer_folder)
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / 'cap' / 'best.json').read_text())
+    assert card['greedy']['max_models'] == 1 and len(card['averaged_from']) == 1 and card['arch'] != 'ensemble'
+    assert 'ensemble of 1 of 3 models' in r.stdout
+    for args, says in ((['--greedy', '--ensemble', '--max_models', '0'], 'at least 1 model'),
+                       (['--greedy', '--ensemble', '--bags', '2', '--max_models', '2'], 'not a bagged one'),
+                       (['--greedy', '--max_models', '2'], 'add --greedy --ensemble')):
+        bad = run('masked_emotions_average', *models, '--model_dir', tmp_path / 'none', *args, '--data_loc', fer_folder)
+        assert bad.returncode != 0 and says in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
+        assert not (tmp_path / 'none').exists()
