@@ -50,11 +50,10 @@ if __name__ == '__main__':
     if len(args) < 3: sys.exit(__doc__)
     from masked_emotions.data import emotion_dataloaders
     from masked_emotions.models import load_model
-    from masked_emotions.learner import privatetest_predictions
+    from masked_emotions.learner import _split_probs
     models = [load_model(m) for m in args[1:]]
     dls = emotion_dataloaders(args[0], img_size=models[0][1]['img_size'], aug=False, progress=False)
-    preds = [privatetest_predictions(net, card, dls, 'PublicTest') for net, card in models]  # each with its card's TTA
-    classes = models[0][1]['classes']
-    probs, y = [p[classes].values for p in preds], preds[0].true.map(classes.index).values
+    own = [_split_probs(net, card, dls, 'PublicTest') for net, card in models]  # each with its card's TTA, as greedy_soup does
+    probs, y = [p for p, _ in own], own[0][1]
     print(f'{len(probs)} candidates, {len(y)} PublicTest faces, {splits} random splits into halves\n')
     print(report(cv_table(probs, y, splits=splits)))
