@@ -62,24 +62,25 @@ def portable(text: str, run: Path, data: str) -> str:
 
 
 if __name__ == '__main__':
-    args = [a for a in sys.argv[1:] if not a.startswith('--')]
+    args, force = [a for a in sys.argv[1:] if not a.startswith('--')], '--force' in sys.argv
+    if len(args) < 2: sys.exit(__doc__)
     data = args[1]
     card_path = find_model_card(args[0]); run = card_path.parent
     net, card = load_model(card_path)
     if card.get('tta') and 'tta_zooms' not in card: card['tta_zooms'] = list(TTA_ZOOMS)  # a card written before tta_zooms existed
     size = card_path.with_suffix('.safetensors').stat().st_size
-    if size > MAX_BYTES and '--force' not in sys.argv: sys.exit(f'{run}: {size / 1e6:.1f} MB of weights, over the {MAX_BYTES / 1e6:.0f} MB a bundled model may take; not bundled')
+    if size > MAX_BYTES and not force: sys.exit(f'{run}: {size / 1e6:.1f} MB of weights, over the {MAX_BYTES / 1e6:.0f} MB a bundled model may take; not bundled')
     score = lambda m: (m.get('PublicTest', {}).get('accuracy', 0), m.get('PublicTest', {}).get('macro_f1', 0))
     old = score(read_card(default_model_card())['metrics']) if default_model_card().exists() else (0, 0)
     chosen = card.get('greedy', {}).get('accuracy')  # a greedy soup's PublicTest accuracy, measured as below when it was chosen
-    if chosen is not None and chosen < old[0] and '--force' not in sys.argv:  # refused without the minutes of evaluation
+    if chosen is not None and chosen < old[0] and not force:  # refused without the minutes of evaluation
         sys.exit(f'{run}: PublicTest accuracy {chosen} (its greedy record) does not beat the bundled model {old}; not bundled')
     dls = emotion_dataloaders(data, aug=False)
     preds = {split: privatetest_predictions(net, card, dls, split) for split in ('PublicTest', 'PrivateTest')}
     for split, p in preds.items(): card['metrics'][split] = split_metrics(p)
     with atomic_path(run / 'bundled_predictions.csv') as p: preds['PrivateTest'].to_csv(p, index=False)  # for masked_emotions_analyze
     new = score(card['metrics'])
-    if new <= old and '--force' not in sys.argv: sys.exit(f'{run}: PublicTest accuracy, macro-F1 {new} do not beat the bundled model {old}; not bundled')
+    if new <= old and not force: sys.exit(f'{run}: PublicTest accuracy, macro-F1 {new} do not beat the bundled model {old}; not bundled')
     card['reproduce'] = reproduce(run, data)
     if card.get('command'): card['command'] = portable(card['command'], run, data)
     where = lambda m: portable(str(Path(m).resolve()), run, data)  # a model's path, as the reproduce commands write it
