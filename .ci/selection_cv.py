@@ -44,14 +44,17 @@ def report(res:dict) -> str:
 
 
 if __name__ == '__main__':
-    args = sys.argv[1:]
-    splits = int(args[args.index('--splits') + 1]) if '--splits' in args else 20
-    if '--splits' in args: del args[args.index('--splits'):args.index('--splits') + 2]
+    args, splits = sys.argv[1:], '20'
+    if '--splits' in args:
+        at = args.index('--splits'); splits = (args[at + 1:at + 2] or [''])[0]; del args[at:at + 2]
+    if not splits.isdigit() or int(splits) < 1: sys.exit(f'selection_cv: --splits takes a whole number of splits, at least 1; got {splits!r}')
     if len(args) < 3: sys.exit(__doc__)
+    splits = int(splits)
     from masked_emotions.data import emotion_dataloaders
     from masked_emotions.models import load_model
     from masked_emotions.learner import _split_probs
-    models = [load_model(m) for m in args[1:]]
+    try: models = [load_model(m) for m in args[1:]]
+    except (FileNotFoundError, ValueError) as e: sys.exit(f'selection_cv: {e}')
     dls = emotion_dataloaders(args[0], img_size=models[0][1]['img_size'], aug=False, progress=False)
     own = [_split_probs(net, card, dls, 'PublicTest') for net, card in models]  # each with its card's TTA, as greedy_soup does
     probs, y = [p for p, _ in own], own[0][1]
