@@ -1,6 +1,6 @@
 "End-to-end tests: the console scripts, driven as a user would from a shell."
 import json
-import numpy as np, pandas as pd, pytest
+import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
 from safetensors.torch import load_file
 from conftest import run
@@ -95,20 +95,21 @@ def test_train_bad_arguments(fer_folder, tmp_path, args, msg):
 
 
 def test_distil_from_bundled_model(fer_folder, tmp_path):
-    "Distil the bundled model into a network: the run records the teacher and starts from its --weights; an ensemble's weights cannot start one network."
+    "Distil the bundled model into a network in bfloat16: the run records the teacher and --bf16, starts from its --weights and saves float32 weights; an ensemble's weights cannot start one network."
     from masked_emotions.models import default_model_card
     bundled, run_dir = default_model_card(), tmp_path / 'kd'
     save_untrained(tmp_path, 'start')
     r = run('masked_emotions_train', '--data_loc', fer_folder, '--num_epochs', '1', '--batch_size', '8', '--learning_rate', '1e-6',
-            '--weights', tmp_path / 'start.json', '--teacher', bundled, '--distill_alpha', '0.7', '--model_dir', run_dir)
+            '--weights', tmp_path / 'start.json', '--teacher', bundled, '--distill_alpha', '0.7', '--bf16', '--model_dir', run_dir)
     assert r.returncode == 0, r.stderr
     settings = json.loads((run_dir / 'settings.json').read_text())
-    assert (settings['teacher'], settings['distill_alpha'], settings['temperature']) == (str(bundled), 0.7, 2.0)
-    assert f'--teacher {bundled}' in settings['command']
+    assert (settings['teacher'], settings['distill_alpha'], settings['temperature'], settings['bf16']) == (str(bundled), 0.7, 2.0, True)
+    assert f'--teacher {bundled}' in settings['command'] and '--bf16' in settings['command']
     start, tuned = load_file(str(tmp_path / 'start.safetensors')), load_file(str(run_dir / 'final.safetensors'))
     learned = [k for k in start if 'running' not in k and 'num_batches' not in k]
     assert start.keys() == tuned.keys() and all((start[k] - tuned[k]).abs().max() < 1e-4 for k in learned)  # a step from --weights
     assert any(not start[k].equal(tuned[k]) for k in learned)  # but a step
+    assert {v.dtype for k, v in tuned.items() if k in learned} == {torch.float32}
     save_untrained(tmp_path, 'other')  # an ensemble made here, whatever the bundled model is
     assert run('masked_emotions_average', tmp_path / 'start.json', tmp_path / 'other.json', '--model_dir', tmp_path / 'ens', '--ensemble').returncode == 0
     ens = tmp_path / 'ens' / 'best.json'
