@@ -100,6 +100,7 @@ class Distill(Callback):
 class BF16Training(Callback):
     "bfloat16 autocast on the data's device (CPU or GPU) from each batch to its loss; weights, gradients and optimiser stay float32."
     order = 10  # after `Distill`'s after_loss, so that the teacher predicts in bfloat16 too
+    autocast = None  # the open autocast context, between a batch's start and its loss
     def before_batch(self):
         self.autocast = torch.autocast(self.dls.device.type, dtype=torch.bfloat16)
         self.autocast.__enter__()
@@ -107,7 +108,7 @@ class BF16Training(Callback):
     def after_loss(self): self._leave()
     def after_batch(self): self._leave()  # a cancelled batch too
     def _leave(self):
-        if getattr(self, 'autocast', None) is not None: self.autocast.__exit__(None, None, None); self.autocast = None
+        if self.autocast is not None: self.autocast.__exit__(None, None, None); self.autocast = None
 
 # %% ../nbs/03_learner.ipynb #7d489682
 PRESETS = {
