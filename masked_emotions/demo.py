@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from .core import *
 from .masking import mask_face
+from .models import default_model_card
 from .predict import image_faces, predict
 
 # %% auto #0
