@@ -11,8 +11,9 @@ from fastcore.script import call_parse, Param
 from .core import *
 
 # %% auto #0
-__all__ = ['read_predictions', 'emotion_metrics', 'metrics_table', 'plot_confusion', 'label_counts', 'plot_label_counts',
-           'analyze', 'compare_runs', 'masked_emotions_analyze']
+__all__ = ['MATRIX_MASKS', 'read_predictions', 'emotion_metrics', 'metrics_table', 'plot_confusion', 'label_counts',
+           'plot_label_counts', 'analyze', 'compare_runs', 'split_faces', 'mask_matrix', 'matrix_table',
+           'masked_emotions_analyze']
 
 # %% ../nbs/04_analysis.ipynb #146b8f66
 def read_predictions(src) -> pd.DataFrame:
@@ -120,15 +121,68 @@ def compare_runs(srcs:list, out=None) -> pd.DataFrame:
         _save_fig(fig, Path(out)/'compare.png')
     return df
 
+# %% ../nbs/04_analysis.ipynb #fadfbc10
+MATRIX_MASKS = ('grey', 'surgical', 'cloth', 'kn95', 'unmasked')
+
+def split_faces(src, # unmasked FER2013 (see `fer2013_items`)
+                split:str='PrivateTest') -> tuple: # (items with their number `index` in `src`, N x 48 x 48 faces)
+    "The faces of one split of `src`."
+    import cv2
+    items = fer2013_items(src).reset_index(drop=True).rename_axis('index').reset_index()
+    items = items[items.split == split]
+    if not len(items): raise ValueError(f'{src}: no {split} images')
+    faces = [read_item(r) for r in items.to_dict('records')]
+    return items, np.stack([f if f.shape == (48, 48) else cv2.resize(f, (48, 48), interpolation=cv2.INTER_AREA) for f in faces])
+
+# %% ../nbs/04_analysis.ipynb #536ce977
+def mask_matrix(models:dict, # name -> model (None: the bundled one, a model_dir or a card)
+                src, # unmasked FER2013
+                split:str='PrivateTest', masks=MATRIX_MASKS, seed:int=0, # masks drawn as `masked_emotions_mask --seed SEED` does
+                tta:bool|None=None, # None: as each model's card says
+               ) -> pd.DataFrame: # one row per model and mask: accuracy, macro_f1, n
+    "Accuracy and macro-F1 of each model on the faces of `split` under each mask."
+    from masked_emotions.masking import fer_landmarks, mask_faces
+    from masked_emotions.models import load_model, face_probs
+    items, faces = split_faces(src, split)
+    points, loaded, rows = fer_landmarks(faces), {n: load_model(m) for n, m in models.items()}, []
+    for mask in masks:
+        x = mask_faces(faces, points, None if mask == 'unmasked' else mask, seed, items['index'])
+        for name, (net, card) in loaded.items():
+            probs = face_probs(net, x, card, card.get('tta', False) if tta is None else tta)
+            m = emotion_metrics(pd.DataFrame(dict(true=items.label.values, predicted=np.array(card['classes'])[probs.argmax(1)])))
+            rows.append(dict(model=name, mask=mask, accuracy=m['accuracy'], macro_f1=m['macro_f1'], n=m['n'],
+                             held_out=mask in card.get('mask', {}).get('held_out', [])))
+    return pd.DataFrame(rows)
+
+# %% ../nbs/04_analysis.ipynb #5fe61d65
+def matrix_table(matrix:pd.DataFrame, # from `mask_matrix`
+                 metric:str='accuracy') -> pd.DataFrame:
+    "Models by masks, with the worst mask of each model; a held-out mask's column name gets a `*` on its model's row value."
+    t = matrix.pivot(index='model', columns='mask', values=metric).reindex(columns=list(dict.fromkeys(matrix['mask'])), index=list(dict.fromkeys(matrix.model)))
+    out = t.map(lambda v: f'{v:.2%}' if metric == 'accuracy' else f'{v:.3f}')
+    for r in matrix[matrix.held_out].itertuples(): out.loc[r.model, r.mask] += ' *'
+    out['worst'] = t.idxmin(axis=1)
+    return out
+
 # %% ../nbs/04_analysis.ipynb #c27bdef4
+def _matrix_cli(models:list, src, out, seed:int) -> None:
+    "Score `models` ('bundled' for the bundled one) under every mask; print the tables and write matrix.csv into `out`."
+    mx = mask_matrix({m: None if m == 'bundled' else m for m in models}, src, seed=seed)
+    with atomic_path(Path(out)/'matrix.csv') as p: mx.to_csv(p, index=False)
+    print(f'accuracy on {mx.n.iloc[0]} PrivateTest faces of {src} per mask (* = a type the model never saw):')
+    print(matrix_table(mx).to_string()); print('macro-F1:'); print(matrix_table(mx, 'macro_f1').to_string())
+
 @call_parse
 def masked_emotions_analyze(
-    runs:Param('Model dirs (with test_predictions.csv) or predictions CSVs', str, nargs='+'),
-    out:Param('Folder for the comparison of several runs', str)='.',
+    runs:Param("Model dirs (with test_predictions.csv) or predictions CSVs; with --matrix, models: model dirs, cards or 'bundled'", str, nargs='+'),
+    out:Param('Folder for the comparison of several runs, or for matrix.csv', str)='.',
+    matrix:Param('Unmasked FER2013: score each model on its PrivateTest faces under every mask type instead', str)=None,
+    seed:Param('Seed of the masks of --matrix (as masked_emotions_mask --seed)', int)=0,
 ):
-    "Report accuracy, macro-F1, per-class metrics and figures for trained models."
+    "Report accuracy, macro-F1, per-class metrics and figures for trained models, or their accuracy under every mask type."
     import sys
     try:
+        if matrix: return _matrix_cli(runs, matrix, out, seed)
         for r in runs:
             m = analyze(r)
             print(f"{r}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['n']} images; report in {Path(r) if Path(r).is_dir() else Path(r).parent}/analysis")

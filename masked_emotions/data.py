@@ -12,11 +12,11 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  #
 from fastai.vision.all import (DataBlock, TransformBlock, CategoryBlock, ColReader, ColSplitter, Transform,
                                TensorImageBW, IntToFloatTensor, Normalize, aug_transforms)
 from .core import *
-from .masking import mask_dataset
+from .masking import mask_dataset, fer_landmarks, mask_faces, draw_mask, face_style, MASK_TYPES
 
 # %% auto #0
 __all__ = ['cache_dir', 'masked_source', 'load_faces', 'FaceFromArray', 'face_stats', 'face_augmentations', 'emotion_datablock',
-           'emotion_dataloaders']
+           'emotion_dataloaders', 'face_landmarks', 'RandomMaskFace']
 
 # %% ../nbs/02_data.ipynb #5b18825c
 def cache_dir() -> Path:
@@ -66,34 +66,74 @@ def face_augmentations(aug:bool=True) -> list:
     return aug_transforms(do_flip=True, max_rotate=10, max_zoom=1.1, max_lighting=0.2, max_warp=0, p_affine=0.75) if aug else []
 
 # %% ../nbs/02_data.ipynb #5016c7ac
-def emotion_datablock(faces:np.ndarray, stats:tuple, aug:bool=True) -> DataBlock:
-    "DataBlock over rows of `items` (with `idx`, `label`, `is_valid`): row `idx` of `faces` is the image."
-    return DataBlock(blocks=(TransformBlock(type_tfms=FaceFromArray(faces), batch_tfms=IntToFloatTensor),
+def emotion_datablock(faces:np.ndarray, stats:tuple, aug:bool=True, face_tfm:Transform|None=None) -> DataBlock:
+    "DataBlock over rows of `items` (with `idx`, `label`, `is_valid`): row `idx` of `faces` (or `face_tfm` of it) is the image."
+    return DataBlock(blocks=(TransformBlock(type_tfms=face_tfm or FaceFromArray(faces), batch_tfms=IntToFloatTensor),
                              CategoryBlock(vocab=list(EMOTIONS), sort=False)),
                      get_x=ColReader('idx'), get_y=ColReader('label'),
                      splitter=ColSplitter('is_valid'),
                      batch_tfms=[*face_augmentations(aug), Normalize.from_stats(*stats)])
 
 # %% ../nbs/02_data.ipynb #fea6826f
-def emotion_dataloaders(src, # masked or unmasked FER2013 (see `masked_source`)
+def _faces_on_the_fly(src, img_size:int, mask_types:tuple, mask_seed:int, progress:bool) -> tuple:
+    "(items, fixed faces, `RandomMaskFace`) for unmasked `src` masked while training."
+    src = Path(src)
+    if (src/'manifest.csv').exists(): raise ValueError(f'{src}: already masked; mask_types draws masks while training and needs unmasked FER2013')
+    for t in mask_types: draw_mask(np.zeros((48, 48), np.uint8), np.zeros((68, 2)), t)  # an unknown type fails here, before any work
+    items = fer2013_items(src)
+    bare = load_faces(items, img_size)
+    points = face_landmarks(bare, progress)
+    fixed = mask_faces(bare, points, tuple(mask_types), mask_seed)
+    return items, fixed, RandomMaskFace(fixed, bare, points, (items.split == 'Training').values, mask_types, mask_seed)
+
+def emotion_dataloaders(src, # masked or unmasked FER2013 (see `masked_source`); unmasked with `mask_types`
                         bs:int=64, # batch size
                         img_size:int=48, # side of the square images the model sees
                         aug:bool=True, # augment the training batches
                         style='grey', # mask style, if `src` must be masked
+                        mask_types:tuple|None=None, # draw masks of these styles while training (see `RandomMaskFace`); None: `src`'s masks
+                        mask_seed:int=0, # of the fixed masks of PublicTest and PrivateTest, and of the random ones
                         num_workers:int=0, # data is in memory: workers rarely help
                         progress:bool=True, # show the masker's progress bar
                         **kwargs, # passed to `DataBlock.dataloaders`
                        ):
     "fastai DataLoaders over masked FER2013: `train` = Training, `valid` = PublicTest, and `dls.test` = PrivateTest."
-    items = fer2013_items(masked_source(src, style, progress))
+    if mask_types: items, faces, tfm = _faces_on_the_fly(src, img_size, mask_types, mask_seed, progress)
+    else: items = fer2013_items(masked_source(src, style, progress)); faces = None
     for s in ('Training', 'PublicTest'):
         if not (items.split == s).any(): raise ValueError(f'{src}: no {s} images; FER2013 needs Training and PublicTest (and PrivateTest to test)')
     items['idx'] = np.arange(len(items))
-    faces = load_faces(items, img_size)
+    if faces is None: faces, tfm = load_faces(items, img_size), None
     stats = face_stats(faces[items.split.values == 'Training'])
     fit = items[items.split.isin(['Training', 'PublicTest'])].assign(is_valid=lambda d: d.split == 'PublicTest')
-    dls = emotion_datablock(faces, stats, aug).dataloaders(fit, bs=bs, num_workers=num_workers, **kwargs)
+    dls = emotion_datablock(faces, stats, aug, tfm).dataloaders(fit, bs=bs, num_workers=num_workers, **kwargs)
     test = items[items.split == 'PrivateTest']
     dls.test = dls.test_dl(test, with_labels=True) if len(test) else None
     dls.items, dls.faces, dls.stats, dls.img_size, dls.src = items, faces, stats, img_size, str(src)
+    dls.mask_types = tuple(mask_types) if mask_types else None
     return dls
+
+# %% ../nbs/02_data.ipynb #0ee5d7c7
+def face_landmarks(faces:np.ndarray, # N x S x S uint8
+                   progress:bool=True) -> np.ndarray: # N x 68 x 2
+    "`fer_landmarks` of `faces`, cached in `cache_dir()` under a hash of their pixels."
+    fn = cache_dir()/f"landmarks-{hashlib.sha1(faces.tobytes()).hexdigest()[:16]}-{faces.shape[1]}.npy"
+    if fn.exists(): return np.load(fn)
+    points = fer_landmarks(faces, progress=progress)
+    with atomic_path(fn) as p: np.save(p, points)
+    return points
+
+# %% ../nbs/02_data.ipynb #450066d9
+class RandomMaskFace(Transform):
+    "Row number -> 1xSxS face: a Training row masked anew (random type of `types`, random look) each call, any other row its fixed face."
+    def __init__(self, fixed:np.ndarray, # N x S x S faces, the fixed masks
+                 bare:np.ndarray, points:np.ndarray, # unmasked faces and their landmarks
+                 train:np.ndarray, # N bools: rows that get a new mask each time
+                 types:tuple, seed:int=0):
+        self.fixed, self.bare, self.points, self.train, self.types = fixed, bare, points, train, tuple(types)
+        self.rng = np.random.default_rng(seed)
+    def encodes(self, i):
+        i = int(i)
+        if not self.train[i]: return TensorImageBW(torch.from_numpy(self.fixed[i])[None])
+        s = int(self.rng.integers(2**62))
+        return TensorImageBW(torch.from_numpy(draw_mask(self.bare[i], self.points[i], face_style(self.types, s), s))[None])

@@ -17,6 +17,7 @@ from fastcore.script import call_parse, Param, store_true
 from .core import *
 from .models import *
 from .data import emotion_dataloaders
+from .masking import MASK_TYPES
 
 # %% auto #0
 __all__ = ['PRESETS', 'SHARED_CARD_KEYS', 'check_mixup', 'check_distill', 'emotion_learner', 'restandardise', 'Distill',
@@ -155,13 +156,19 @@ class RunFiles(Callback):
     def card_for(self, **metrics) -> dict: return dict(self.card, metrics=dict(self.card.get('metrics', {}), **{k: float(v) if not isinstance(v, int) else v for k, v in metrics.items()}))
 
 # %% ../nbs/03_learner.ipynb #06702851
+def _card_mask(dls, settings:dict) -> dict:
+    "The card's account of the masks the model was trained on."
+    if getattr(dls, 'mask_types', None): return dict(types=list(dls.mask_types), drawn='on the fly, a new random look each time a Training face is used',
+                                                     held_out=[t for t in MASK_TYPES if t not in dls.mask_types])
+    return dict(style=settings.get('style', 'grey'), polygon='dlib jaw points 2..14 and nose-bridge point 28')
+
 def model_card(dls, arch:str, settings:dict) -> dict:
     "The model card of a run: how to rebuild and feed the network, and what it was trained on."
     counts = dls.items.split.value_counts().to_dict()
     return dict(arch=arch, img_size=dls.img_size, n_in=1, classes=list(dls.vocab), tta=bool(settings.get('tta')),
                 **(dict(tta_zooms=list(TTA_ZOOMS)) if settings.get('tta') else {}),
                 normalize=dict(mean=dls.stats[0], std=dls.stats[1]), face_framing='FER2013 (dlib HOG box, see masking.FER_FACE_BOX)',
-                mask=dict(style=settings.get('style', 'grey'), polygon='dlib jaw points 2..14 and nose-bridge point 28'),
+                mask=_card_mask(dls, settings),
                 training_data=dict(source=dls.src, images={k: int(v) for k, v in counts.items()}),
                 created=datetime.now(timezone.utc).isoformat(timespec='seconds'), versions=versions(),
                 command=settings.get('command'), metrics={})
@@ -195,6 +202,7 @@ def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle 
           mixup:float=0., # MixUp's alpha: train on blends of image pairs and of their labels; 0: off
           teacher=None, distill_alpha:float=0.5, temperature:float=2., # distil from this model: see `Distill`
           bf16:bool=False, # bfloat16 mixed precision: see `BF16Training`
+          mask_types:tuple|None=None, # draw masks of these styles while training (`data_loc` unmasked): see `emotion_dataloaders`
           command=None) -> Path:
     "Train `model` on masked FER2013 into `model_dir`, as `masked_emotions_train` does; return `model_dir`."
     if not learning_rate or learning_rate <= 0: raise ValueError(f'learning_rate must be positive, got {learning_rate}')
@@ -207,7 +215,7 @@ def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle 
     settings.update(command=command or f'train({call})', versions=versions())
     img_size = img_size or max(48, TORCHVISION_ARCHS.get(model, 48))
     set_seed(seed, reproducible=False)
-    dls = emotion_dataloaders(data_loc, bs=batch_size, img_size=img_size, aug=data_aug, progress=verbose)
+    dls = emotion_dataloaders(data_loc, bs=batch_size, img_size=img_size, aug=data_aug, mask_types=mask_types, mask_seed=seed, progress=verbose)
     learn = emotion_learner(dls, model, pretrained, weights, momentum, mixup=mixup, teacher=teacher, distill_alpha=distill_alpha,
                             temperature=temperature, bf16=bf16, path=model_dir, model_dir='.')
     return fit_run(learn, model_dir, settings, num_epochs, learning_rate, resume, save_predictions, verbose)
@@ -291,6 +299,7 @@ def masked_emotions_train(
     distill_alpha:Param("Weight of the teacher's predictions in the loss (the labels get the rest)", float)=0.5,
     temperature:Param("Softening of the teacher's and the student's predictions for distillation", float)=2.,
     bf16:Param('Train in bfloat16 mixed precision (about twice as fast on CPUs with AVX512-BF16 or AMX and on recent GPUs)', store_true)=False,
+    mask_types:Param('Draw masks of these styles while training, comma-separated (e.g. grey,surgical,cloth); data_loc must be unmasked', str)=None,
 ):
     "Train an emotion model on masked FER2013."
     if preset is not None and preset not in PRESETS: sys.exit(f"masked_emotions_train: unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
@@ -302,6 +311,7 @@ def masked_emotions_train(
     try: out = train(data_loc, model_dir=model_dir or Path('runs')/(preset or args.get('model', 'emotion_cnn')), verbose=verbose, pretrained=pretrained,
                      weights=weights, save_predictions=save_predictions, resume=resume, seed=seed, mixup=mixup,
                      teacher=teacher, distill_alpha=distill_alpha, temperature=temperature, bf16=bf16,
+                     mask_types=tuple(t.strip() for t in mask_types.split(',')) if mask_types else None,
                      command=' '.join(['masked_emotions_train'] + [a for a in sys.argv[1:] if a != '--resume']), **args)
     except (ValueError, FileNotFoundError, RuntimeError) as e: sys.exit(f'masked_emotions_train: {e}')
     m = json.loads((out/'best.json').read_text())['metrics']

@@ -17,7 +17,8 @@ __all__ = ['DETECT_MAX', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOU
            'FER_FACE_BOX', 'MANIFEST_COLUMNS', 'dlib_model_path', 'hog_detector', 'cnn_detector', 'shape_predictor',
            'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour', 'MaskLook', 'random_look', 'face_axes',
            'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look', 'draw_mask', 'find_faces', 'mask_face',
-           'fer_face', 'mask_fer_face', 'masked_name', 'item_seed', 'mask_dataset', 'masked_emotions_mask']
+           'fer_face', 'mask_fer_face', 'fer_landmarks', 'item_seed', 'face_style', 'mask_faces', 'masked_name',
+           'mask_dataset', 'masked_emotions_mask']
 
 # %% ../nbs/01_masking.ipynb #c5f3b5bb
 def dlib_model_path(name:str) -> Path:
@@ -339,6 +340,39 @@ def mask_fer_face(face:np.ndarray, # a FER2013-style face crop, uint8
     f = fer_face(face)
     return draw_mask(face, f.points, style, seed), f
 
+# %% ../nbs/01_masking.ipynb #51e43c59
+def _chunk_landmarks(faces:np.ndarray) -> np.ndarray: return np.stack([fer_face(f).points for f in faces]).astype(np.float32)
+
+def fer_landmarks(faces:np.ndarray, # N x S x S uint8 face crops
+                  n_workers:int|None=None, # processes; default: every core
+                  progress:bool=False) -> np.ndarray: # N x 68 x 2 float32
+    "The 68 landmarks of every face of `faces`, as `fer_face` finds them."
+    from fastcore.parallel import parallel
+    if len(faces) == 0: return np.zeros((0, 68, 2), np.float32)
+    chunks = [faces[i:i + 256] for i in range(0, len(faces), 256)]
+    n_workers = os.cpu_count() if n_workers is None else n_workers
+    return np.concatenate(parallel(_chunk_landmarks, chunks, n_workers=min(n_workers, len(chunks)) if len(chunks) > 1 else 0, progress=progress and len(chunks) > 1))
+
+# %% ../nbs/01_masking.ipynb #d585872f
+def item_seed(seed:int, index:int) -> int:
+    "The mask seed of item `index` of a data set masked with `seed`."
+    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+
+def face_style(style, s:int):
+    "The style of a face whose seed is `s`: `style` itself, or one of a tuple of styles picked by `s`."
+    return style[s % len(style)] if isinstance(style, (tuple, list)) else style
+
+def mask_faces(faces:np.ndarray, # N x S x S uint8
+               points:np.ndarray, # N x 68 x 2, from `fer_landmarks`
+               style='grey', # see `mask_look`; a tuple of styles: one per face, picked by its seed; None: bare faces
+               seed:int=0,
+               index=None, # each face's number in its data set (as the masker numbers them); default 0, 1, 2...
+              ) -> np.ndarray:
+    "A masked copy of `faces`: face `i` masked with seed `item_seed(seed, index[i])`."
+    if style is None: return faces.copy()
+    seeds = [item_seed(seed, int(i)) for i in (range(len(faces)) if index is None else index)]
+    return np.stack([draw_mask(f, p, face_style(style, s), s) for f, p, s in zip(faces, points, seeds)]) if len(faces) else faces.copy()
+
 # %% ../nbs/01_masking.ipynb #206c2499
 def masked_name(row) -> str:
     "Relative output path of an item: the image-folder layout, as PNG."
@@ -346,10 +380,6 @@ def masked_name(row) -> str:
 
 # %% ../nbs/01_masking.ipynb #68e0a82d
 MANIFEST_COLUMNS = ['file', 'source', 'label', 'split', 'landmarks', 'mask', 'mask_seed', 'status']
-
-def item_seed(seed:int, index:int) -> int:
-    "The mask seed of item `index` of a data set masked with `seed`."
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 def _mask_item(row:dict, dst:Path, style, seed:int) -> dict:
     "Mask one item into `dst`; return its manifest row (status 'ok' or the error)."
