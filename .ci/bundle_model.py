@@ -1,6 +1,7 @@
 """Make a trained run the default model that ships in the package.
 
     python .ci/bundle_model.py RUN_DIR|CARD FER2013 [--force]
+    python .ci/bundle_model.py RUN_DIR|CARD UNMASKED_FER2013 --matrix [--force]
 
 RUN_DIR is a training run (masked_emotions_train) or an average of runs (masked_emotions_average, uniform or greedy).
 Copies RUN_DIR's best weights and card (or those of CARD, e.g. RUN_DIR/final.json) to
@@ -13,6 +14,12 @@ split (accuracy, then macro-F1 on a tie), unless --force: weights go into git, s
 and the choice is never made on PrivateTest, the test split. A greedy soup or ensemble whose card already records a
 lower PublicTest accuracy (measured the same way when it was chosen) is refused before the minutes of evaluation.
 So are weights over 50 MB, the package's budget for its model.
+
+With --matrix, FER2013 is unmasked and the model is scored by `mask_matrix` (04_analysis) on all of PublicTest and
+PrivateTest under every mask (grey, surgical, cloth, kn95, unmasked, and unmasked through the mask detector, as
+`predict` does by default); the card gets `metrics.matrix`, and `metrics.PublicTest`/`PrivateTest` from the grey
+column. It then must beat the bundled model on its worst PublicTest mask column, if that card has a matrix (a card
+without one cannot be compared: --force, and say why).
 """
 import json, shutil, sys
 from pathlib import Path
@@ -61,8 +68,41 @@ def portable(text: str, run: Path, data: str) -> str:
     return text.replace(str(Path(data).resolve()), 'work/masked').replace(str(run.resolve().parent) + '/', 'runs/')
 
 
+def matrix_metrics(card_path: Path, data: str) -> dict:
+    "split -> mask -> accuracy, macro-F1 and whether the mask type was held out of training."
+    from masked_emotions.analysis import mask_matrix, MATRIX_MASKS
+    out = {}
+    for split in ('PublicTest', 'PrivateTest'):
+        mx = pd.concat([mask_matrix({'m': card_path}, data, split=split), mask_matrix({'m': card_path}, data, split=split, masks=['unmasked'], auto=True)])
+        out[split] = {r['mask']: dict(accuracy=round(r['accuracy'], 4), macro_f1=round(r['macro_f1'], 4), held_out=bool(r['held_out'])) for r in mx.to_dict('records')}
+        print(split, json.dumps(out[split]), flush=True)
+    return out
+
+
+def worst(matrix: dict) -> float:
+    "The lowest accuracy over the masked columns (grey and the types) of a split's matrix."
+    return min(v['accuracy'] for k, v in matrix.items() if 'unmasked' not in k)
+
+
+def bundle_matrix(card_path: Path, data: str, force: bool) -> None:
+    "Score the model under every mask, refuse it unless it beats the bundled model's worst PublicTest column, and bundle it."
+    run, card = card_path.parent, read_card(card_path)
+    old = read_card(default_model_card()).get('metrics', {}).get('matrix')
+    if old is None and not force: sys.exit('the bundled model has no evaluation matrix to compare with: --force, and say why')
+    card['metrics']['matrix'] = matrix_metrics(card_path, data)
+    new = worst(card['metrics']['matrix']['PublicTest'])
+    if old is not None and new <= worst(old['PublicTest']) and not force:
+        sys.exit(f'{run}: worst PublicTest mask column {new} does not beat the bundled model {worst(old["PublicTest"])}; not bundled')
+    for split in ('PublicTest', 'PrivateTest'): card['metrics'][split] = dict(card['metrics']['matrix'][split]['grey'], mask='grey')
+    card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
+    shutil.copy(card_path.with_suffix('.safetensors'), ASSETS / 'default_model.safetensors')
+    with atomic_path(ASSETS / 'default_model.json') as p: p.write_text(json.dumps(card, indent=2))
+    print(json.dumps(card['metrics'], indent=1))
+
+
 if __name__ == '__main__':
     args, force = [a for a in sys.argv[1:] if not a.startswith('--')], '--force' in sys.argv
+    if '--matrix' in sys.argv and len(args) == 2: sys.exit(bundle_matrix(find_model_card(args[0]), args[1], force))
     if len(args) < 2: sys.exit(__doc__)
     data = args[1]
     card_path = find_model_card(args[0]); run = card_path.parent

@@ -12,7 +12,7 @@ from .core import *
 
 # %% auto #0
 __all__ = ['MATRIX_MASKS', 'read_predictions', 'emotion_metrics', 'metrics_table', 'plot_confusion', 'label_counts',
-           'plot_label_counts', 'analyze', 'compare_runs', 'split_faces', 'mask_matrix', 'matrix_table',
+           'plot_label_counts', 'analyze', 'compare_runs', 'split_faces', 'matrix_faces', 'mask_matrix', 'matrix_table',
            'masked_emotions_analyze']
 
 # %% ../nbs/04_analysis.ipynb #146b8f66
@@ -135,23 +135,34 @@ def split_faces(src, # unmasked FER2013 (see `fer2013_items`)
     return items, np.stack([f if f.shape == (48, 48) else cv2.resize(f, (48, 48), interpolation=cv2.INTER_AREA) for f in faces])
 
 # %% ../nbs/04_analysis.ipynb #536ce977
+def matrix_faces(faces:np.ndarray, points:np.ndarray, mask:str, seed:int, index, auto:bool=False) -> np.ndarray:
+    "`faces` under `mask` ('unmasked', a style, or styles joined by '+', drawn in turn); with `auto`, grey drawn where the mask detector finds a face bare, as `predict` does."
+    from masked_emotions.masking import mask_faces, draw_mask
+    x = faces.copy()
+    for m in mask.split('+'): x = mask_faces(x, points, None if m == 'unmasked' else m, seed, index)
+    if auto:
+        from masked_emotions.predict import masked_probs
+        for i in np.flatnonzero(masked_probs(x) <= 0.5): x[i] = draw_mask(x[i], points[i])
+    return x
+
 def mask_matrix(models:dict, # name -> model (None: the bundled one, a model_dir or a card)
                 src, # unmasked FER2013
                 split:str='PrivateTest', masks=MATRIX_MASKS, seed:int=0, # masks drawn as `masked_emotions_mask --seed SEED` does
                 tta:bool|None=None, # None: as each model's card says
+                auto:bool=False, # draw grey on the faces the mask detector finds bare, as `predict(add_mask='auto')` does
                ) -> pd.DataFrame: # one row per model and mask: accuracy, macro_f1, n
     "Accuracy and macro-F1 of each model on the faces of `split` under each mask."
-    from masked_emotions.masking import fer_landmarks, mask_faces
+    from masked_emotions.masking import fer_landmarks
     from masked_emotions.models import load_model, face_probs
     items, faces = split_faces(src, split)
     points, loaded, rows = fer_landmarks(faces), {n: load_model(m) for n, m in models.items()}, []
     for mask in masks:
-        x = mask_faces(faces, points, None if mask == 'unmasked' else mask, seed, items['index'])
+        x = matrix_faces(faces, points, mask, seed, items['index'], auto)
         for name, (net, card) in loaded.items():
             probs = face_probs(net, x, card, card.get('tta', False) if tta is None else tta)
             m = emotion_metrics(pd.DataFrame(dict(true=items.label.values, predicted=np.array(card['classes'])[probs.argmax(1)])))
-            rows.append(dict(model=name, mask=mask, accuracy=m['accuracy'], macro_f1=m['macro_f1'], n=m['n'],
-                             held_out=mask in card.get('mask', {}).get('held_out', [])))
+            rows.append(dict(model=name, mask=mask + (' (auto)' if auto else ''), accuracy=m['accuracy'], macro_f1=m['macro_f1'], n=m['n'],
+                             held_out=any(t in card.get('mask', {}).get('held_out', []) for t in mask.split('+'))))
     return pd.DataFrame(rows)
 
 # %% ../nbs/04_analysis.ipynb #5fe61d65
@@ -165,9 +176,11 @@ def matrix_table(matrix:pd.DataFrame, # from `mask_matrix`
     return out
 
 # %% ../nbs/04_analysis.ipynb #c27bdef4
-def _matrix_cli(models:list, src, out, seed:int) -> None:
+def _matrix_cli(models:list, src, out, seed:int, masks:str|None) -> None:
     "Score `models` ('bundled' for the bundled one) under every mask; print the tables and write matrix.csv into `out`."
-    mx = mask_matrix({m: None if m == 'bundled' else m for m in models}, src, seed=seed)
+    masks = masks.split(',') if masks else MATRIX_MASKS
+    models = {m: None if m == 'bundled' else m for m in models}
+    mx = pd.concat([mask_matrix(models, src, masks=masks, seed=seed), mask_matrix(models, src, masks=['unmasked'], seed=seed, auto=True)], ignore_index=True)
     with atomic_path(Path(out)/'matrix.csv') as p: mx.to_csv(p, index=False)
     print(f'accuracy on {mx.n.iloc[0]} PrivateTest faces of {src} per mask (* = a type the model never saw):')
     print(matrix_table(mx).to_string()); print('macro-F1:'); print(matrix_table(mx, 'macro_f1').to_string())
@@ -178,11 +191,12 @@ def masked_emotions_analyze(
     out:Param('Folder for the comparison of several runs, or for matrix.csv', str)='.',
     matrix:Param('Unmasked FER2013: score each model on its PrivateTest faces under every mask type instead', str)=None,
     seed:Param('Seed of the masks of --matrix (as masked_emotions_mask --seed)', int)=0,
+    masks:Param(f"Masks of --matrix, comma-separated (default {','.join(MATRIX_MASKS)}; 'a+b' draws b over a); an 'unmasked (auto)' column is always added", str)=None,
 ):
     "Report accuracy, macro-F1, per-class metrics and figures for trained models, or their accuracy under every mask type."
     import sys
     try:
-        if matrix: return _matrix_cli(runs, matrix, out, seed)
+        if matrix: return _matrix_cli(runs, matrix, out, seed, masks)
         for r in runs:
             m = analyze(r)
             print(f"{r}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['n']} images; report in {Path(r) if Path(r).is_dir() else Path(r).parent}/analysis")

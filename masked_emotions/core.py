@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #0996d32f
 from __future__ import annotations
-import io, os, tempfile
+import io, os, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -13,8 +13,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
 __all__ = ['EMOTIONS', 'MAX_PIXELS', 'ASSETS', 'ASTRONAUT_FACE', 'SPLITS', 'ITEM_COLUMNS', 'IMAGE_SUFFIXES', 'FOLDER_SPLITS',
-           'emotion_label', 'ImageError', 'load_image', 'example_photo', 'atomic_path', 'save_image', 'synthetic_faces',
-           'synthetic_fer2013', 'kaggle_csv_items', 'folder_items', 'labelled_csv_items', 'fer2013_items', 'read_item']
+           'emotion_label', 'ImageError', 'describe_input', 'load_image', 'example_photo', 'atomic_path', 'save_image',
+           'synthetic_faces', 'synthetic_fer2013', 'kaggle_csv_items', 'folder_items', 'labelled_csv_items',
+           'fer2013_items', 'read_item']
 
 # %% ../nbs/00_core.ipynb #1c120b1f
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
@@ -32,7 +33,7 @@ class ImageError(ValueError):
     "An input that is not a readable image; the message names the input."
 
 # %% ../nbs/00_core.ipynb #fb34750e
-def _describe(src) -> str:
+def describe_input(src) -> str:
     "A short name for `src` to put in an error message."
     if isinstance(src, (str, os.PathLike)): return str(src)
     if isinstance(src, (bytes, bytearray, memoryview)): return f'<{len(src)} bytes>'
@@ -42,14 +43,18 @@ def _describe(src) -> str:
 # %% ../nbs/00_core.ipynb #58068a74
 def _open_pil(src) -> Image.Image:
     "Open `src` (path or bytes) with PIL, turning every failure into an `ImageError`."
-    name = _describe(src)
+    name = describe_input(src)
     if isinstance(src, (str, os.PathLike)):
         p = Path(src)
         if not p.exists(): raise ImageError(f'{name}: no such file')
         if p.is_dir(): raise ImageError(f'{name}: is a folder, not an image file')
         if p.stat().st_size == 0: raise ImageError(f'{name}: empty file')
     elif len(src) == 0: raise ImageError(f'{name}: empty bytes, not an image')
-    try: return Image.open(src if isinstance(src, (str, os.PathLike)) else io.BytesIO(bytes(src)))
+    try:
+        with warnings.catch_warnings():  # a huge image is refused by `load_image` with its size, not by PIL's warning
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            return Image.open(src if isinstance(src, (str, os.PathLike)) else io.BytesIO(bytes(src)))
+    except Image.DecompressionBombError as e: raise ImageError(f'{name}: {e}; resize it first') from None
     except UnidentifiedImageError: raise ImageError(f'{name}: not an image file (PIL cannot identify its format)') from None
     except OSError as e: raise ImageError(f'{name}: cannot be read ({e})') from None
 
@@ -58,9 +63,9 @@ def _from_array(a: np.ndarray) -> Image.Image:
     "A PIL image from an HxW, HxWx1, HxWx3 (RGB) or HxWx4 array of uint8, or of floats in [0,1]."
     if a.ndim == 3 and a.shape[2] == 1: a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or min(a.shape[:2]) == 0:
-        raise ImageError(f'{_describe(a)}: expected an HxW, HxWx3 or HxWx4 image array')
+        raise ImageError(f'{describe_input(a)}: expected an HxW, HxWx3 or HxWx4 image array')
     if a.dtype != np.uint8:
-        if not np.issubdtype(a.dtype, np.number): raise ImageError(f'{_describe(a)}: not a numeric array')
+        if not np.issubdtype(a.dtype, np.number): raise ImageError(f'{describe_input(a)}: not a numeric array')
         a = np.clip(a * 255 if a.dtype.kind == 'f' and a.max() <= 1 else a, 0, 255).astype(np.uint8)
     return Image.fromarray(a)
 
@@ -75,11 +80,16 @@ def load_image(src, # a path, bytes, PIL image or numpy array (RGB order)
     if isinstance(src, np.ndarray): im = _from_array(src)
     elif isinstance(src, Image.Image): im = src
     elif isinstance(src, (str, os.PathLike, bytes, bytearray, memoryview)): im = _open_pil(src)
-    else: raise ImageError(f'{_describe(src)}: expected a path, bytes, PIL image or numpy array')
+    else: raise ImageError(f'{describe_input(src)}: expected a path, bytes, PIL image or numpy array')
     w, h = im.size
-    if w * h > max_pixels: raise ImageError(f'{_describe(src)}: {w}x{h} is over the limit of {max_pixels:,} pixels; resize it first')
-    try: im = ImageOps.exif_transpose(im).convert('L' if gray else 'RGB')
-    except (OSError, SyntaxError) as e: raise ImageError(f'{_describe(src)}: truncated or corrupt image ({e})') from None
+    if w * h > max_pixels:
+        if im is not src: im.close()  # opened here: close it, not the caller's
+        raise ImageError(f'{describe_input(src)}: {w}x{h} is over the limit of {max_pixels:,} pixels; resize it first')
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            im = ImageOps.exif_transpose(im).convert('L' if gray else 'RGB')
+    except (OSError, SyntaxError) as e: raise ImageError(f'{describe_input(src)}: truncated or corrupt image ({e})') from None
     return np.asarray(im)
 
 # %% ../nbs/00_core.ipynb #c7110914

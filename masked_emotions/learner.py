@@ -114,6 +114,7 @@ class BF16Training(Callback):
 # %% ../nbs/03_learner.ipynb #7d489682
 PRESETS = {
     'default':               dict(model='emotion_cnn', learning_rate=3e-3, num_epochs=20, batch_size=64, data_aug=True, tta=True),
+    'real_masks':            dict(model='emotion_cnn', learning_rate=3e-3, num_epochs=20, batch_size=64, data_aug=True, tta=True, mask_types=('grey', 'surgical', 'cloth')),
     'alexnet':               dict(model='alexnet', learning_rate=0.005, num_epochs=150, momentum=0.9, img_size=64, data_aug=True),
     'vgg11':                 dict(model='vgg11_bn', learning_rate=0.005, num_epochs=150, momentum=0.9, data_aug=True),
     'vgg19':                 dict(model='vgg19_bn', learning_rate=0.01, num_epochs=200, momentum=0.9, data_aug=True),
@@ -299,7 +300,7 @@ def masked_emotions_train(
     distill_alpha:Param("Weight of the teacher's predictions in the loss (the labels get the rest)", float)=0.5,
     temperature:Param("Softening of the teacher's and the student's predictions for distillation", float)=2.,
     bf16:Param('Train in bfloat16 mixed precision (about twice as fast on CPUs with AVX512-BF16 or AMX and on recent GPUs)', store_true)=False,
-    mask_types:Param('Draw masks of these styles while training, comma-separated (e.g. grey,surgical,cloth); data_loc must be unmasked', str)=None,
+    mask_types:Param('Draw masks of these styles while training, comma-separated (e.g. grey,surgical,cloth; none: the masks of data_loc); data_loc must be unmasked', str)=None,
 ):
     "Train an emotion model on masked FER2013."
     if preset is not None and preset not in PRESETS: sys.exit(f"masked_emotions_train: unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
@@ -307,11 +308,11 @@ def masked_emotions_train(
     args = dict(PRESETS.get(preset, {}))
     args.update({k: v for k, v in given.items() if v is not None})
     for flag, on in dict(data_aug=data_aug, tta=tta).items(): args[flag] = args.get(flag, False) or on
+    if mask_types: args['mask_types'] = None if mask_types == 'none' else tuple(t.strip() for t in mask_types.split(','))
     if data_loc is None: sys.exit('masked_emotions_train: --data_loc is required (FER2013 folder or CSV, masked or not)')
     try: out = train(data_loc, model_dir=model_dir or Path('runs')/(preset or args.get('model', 'emotion_cnn')), verbose=verbose, pretrained=pretrained,
                      weights=weights, save_predictions=save_predictions, resume=resume, seed=seed, mixup=mixup,
                      teacher=teacher, distill_alpha=distill_alpha, temperature=temperature, bf16=bf16,
-                     mask_types=tuple(t.strip() for t in mask_types.split(',')) if mask_types else None,
                      command=' '.join(['masked_emotions_train'] + [a for a in sys.argv[1:] if a != '--resume']), **args)
     except (ValueError, FileNotFoundError, RuntimeError) as e: sys.exit(f'masked_emotions_train: {e}')
     m = json.loads((out/'best.json').read_text())['metrics']

@@ -5,6 +5,7 @@
 # %% ../nbs/01_masking.ipynb #016c80af
 from __future__ import annotations
 import importlib.util, os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,8 +18,8 @@ __all__ = ['DETECT_MAX', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOU
            'FER_FACE_BOX', 'MANIFEST_COLUMNS', 'dlib_model_path', 'hog_detector', 'cnn_detector', 'shape_predictor',
            'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour', 'MaskLook', 'random_look', 'face_axes',
            'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look', 'draw_mask', 'find_faces', 'mask_face',
-           'fer_face', 'mask_fer_face', 'fer_landmarks', 'item_seed', 'face_style', 'mask_faces', 'masked_name',
-           'mask_dataset', 'masked_emotions_mask']
+           'fer_face', 'mask_fer_face', 'run_chunks', 'fer_landmarks', 'item_seed', 'face_style', 'mask_faces',
+           'masked_name', 'output_lock', 'mask_dataset', 'masked_emotions_mask']
 
 # %% ../nbs/01_masking.ipynb #c5f3b5bb
 def dlib_model_path(name:str) -> Path:
@@ -340,6 +341,26 @@ def mask_fer_face(face:np.ndarray, # a FER2013-style face crop, uint8
     f = fer_face(face)
     return draw_mask(face, f.points, style, seed), f
 
+# %% ../nbs/01_masking.ipynb #d3c281d8
+def _exit_with(parent:int) -> None:
+    "In a worker process: exit as soon as process `parent` is gone, so that a killed job leaves no worker behind."
+    import signal, threading, time
+    try: import ctypes; ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # Linux: PR_SET_PDEATHSIG
+    except (OSError, AttributeError): pass
+    def watch():
+        while os.getppid() == parent: time.sleep(0.5)
+        os._exit(1)
+    threading.Thread(target=watch, daemon=True).start()
+
+def run_chunks(f, chunks:list, n_workers:int, progress:bool=False, **kwargs) -> list:
+    "`f(chunk, **kwargs)` for each of `chunks`, on `n_workers` processes (none if 0 or 1) that exit when this process dies."
+    from concurrent.futures import ProcessPoolExecutor
+    from functools import partial
+    from fastprogress.fastprogress import progress_bar
+    g, show = partial(f, **kwargs), (lambda it: progress_bar(it, total=len(chunks), leave=False)) if progress and len(chunks) > 1 else (lambda it: it)
+    if n_workers <= 1 or len(chunks) <= 1: return [g(c) for c in show(chunks)]
+    with ProcessPoolExecutor(min(n_workers, len(chunks)), initializer=_exit_with, initargs=(os.getpid(),)) as ex: return list(show(ex.map(g, chunks)))
+
 # %% ../nbs/01_masking.ipynb #51e43c59
 def _chunk_landmarks(faces:np.ndarray) -> np.ndarray: return np.stack([fer_face(f).points for f in faces]).astype(np.float32)
 
@@ -347,11 +368,9 @@ def fer_landmarks(faces:np.ndarray, # N x S x S uint8 face crops
                   n_workers:int|None=None, # processes; default: every core
                   progress:bool=False) -> np.ndarray: # N x 68 x 2 float32
     "The 68 landmarks of every face of `faces`, as `fer_face` finds them."
-    from fastcore.parallel import parallel
     if len(faces) == 0: return np.zeros((0, 68, 2), np.float32)
     chunks = [faces[i:i + 256] for i in range(0, len(faces), 256)]
-    n_workers = os.cpu_count() if n_workers is None else n_workers
-    return np.concatenate(parallel(_chunk_landmarks, chunks, n_workers=min(n_workers, len(chunks)) if len(chunks) > 1 else 0, progress=progress and len(chunks) > 1))
+    return np.concatenate(run_chunks(_chunk_landmarks, chunks, os.cpu_count() if n_workers is None else n_workers, progress))
 
 # %% ../nbs/01_masking.ipynb #d585872f
 def item_seed(seed:int, index:int) -> int:
@@ -410,6 +429,21 @@ def _mask_chunk(rows:list, dst:Path, style, seed:int) -> list:
     "Manifest rows for `rows`, skipping items finished earlier."
     return [_done_row(r, dst) or _mask_item(r, dst, style, seed) for r in rows]
 
+# %% ../nbs/01_masking.ipynb #7f1458d9
+@contextmanager
+def output_lock(dst:Path):
+    "Hold `dst`'s lock file for the block: a second job writing into the same folder fails at once, naming it; an unwritable `dst` fails clearly."
+    try:
+        dst.mkdir(parents=True, exist_ok=True)
+        f = open(dst/'.masking.lock', 'a+')
+    except OSError as e: raise ValueError(f'{dst}: cannot write the output here ({e.strerror})') from None
+    try:
+        try: import fcntl; fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError: pass  # not on Unix: no lock
+        except BlockingIOError: raise ValueError(f'{dst}: another masking job is writing into this folder; wait for it to finish or choose another folder') from None
+        yield
+    finally: f.close()
+
 # %% ../nbs/01_masking.ipynb #7c30b874
 def mask_dataset(src, # FER2013: image folder, Kaggle CSV, or CSV of image path + emotion
                  dst, # output folder
@@ -420,7 +454,6 @@ def mask_dataset(src, # FER2013: image folder, Kaggle CSV, or CSV of image path 
                  progress:bool=True,
                 ) -> pd.DataFrame: # the manifest, also written to dst/manifest.csv
     "Mask every image of `src` into `dst`; resumable, and every input appears in the manifest."
-    from fastcore.parallel import parallel
     mask_look(style)  # an unknown style fails before any work
     dst, items = Path(dst), fer2013_items(src)
     if limit: items = items.iloc[:limit]
@@ -429,10 +462,10 @@ def mask_dataset(src, # FER2013: image folder, Kaggle CSV, or CSV of image path 
         raise ValueError(f'{src}: {names.duplicated().sum()} images would be written to the same file as another, e.g. {names[names.duplicated()].iloc[0]}; names must be unique within an emotion and split')
     rows = [dict(r, index=i) for i, r in enumerate(items.to_dict('records'))]
     chunks = [rows[i:i + 256] for i in range(0, len(rows), 256)]
-    n_workers = os.cpu_count() if n_workers is None else n_workers
-    res = parallel(_mask_chunk, chunks, dst=dst, style=style, seed=seed, n_workers=n_workers, progress=progress and len(chunks) > 1)
-    manifest = pd.DataFrame([r for c in res for r in c], columns=MANIFEST_COLUMNS)
-    with atomic_path(dst/'manifest.csv') as p: manifest.to_csv(p, index=False)
+    with output_lock(dst):
+        res = run_chunks(_mask_chunk, chunks, os.cpu_count() if n_workers is None else n_workers, progress, dst=dst, style=style, seed=seed)
+        manifest = pd.DataFrame([r for c in res for r in c], columns=MANIFEST_COLUMNS)
+        with atomic_path(dst/'manifest.csv') as p: manifest.to_csv(p, index=False)
     return manifest
 
 # %% ../nbs/01_masking.ipynb #f11ef958

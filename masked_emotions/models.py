@@ -12,8 +12,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'ENSEMBLE', 'TTA_ZOOMS', 'conv_bn', 'emotion_cnn', 'torchvision_model',
-           'create_model', 'Ensemble', 'save_model', 'default_model_card', 'find_model_card', 'load_model',
-           'card_network', 'read_card', 'load_weights', 'zoom_faces', 'face_probs']
+           'create_model', 'Ensemble', 'save_model', 'default_model_card', 'mask_detector_card', 'find_model_card',
+           'load_model', 'card_network', 'read_card', 'load_weights', 'zoom_faces', 'face_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -29,7 +29,7 @@ def emotion_cnn(n_out:int=7, n_in:int=1, widths:tuple=(32, 64, 128, 256), ps:flo
 
 # %% ../nbs/02a_models.ipynb #c3bacf5c
 TORCHVISION_ARCHS = {'alexnet': 64, 'vgg11_bn': 32, 'vgg19_bn': 32, 'resnet18': 32, 'densenet121': 32}  # name: smallest image size
-CNN_WIDTHS = {'emotion_cnn': (32, 64, 128, 256), 'emotion_cnn_wide': (48, 96, 192, 384)}  # this project's networks: channels per stage
+CNN_WIDTHS = {'emotion_cnn': (32, 64, 128, 256), 'emotion_cnn_wide': (48, 96, 192, 384), 'tiny_cnn': (8, 16, 32, 64)}  # this project's networks: channels per stage (tiny_cnn: the mask detector's)
 ARCHS = (*CNN_WIDTHS, *TORCHVISION_ARCHS)
 
 def _check_download(weights) -> None:
@@ -101,6 +101,10 @@ def save_model(model:nn.Module, dest, card:dict) -> Path:
 def default_model_card() -> Path:
     "The model card of the default model bundled with the package."
     return ASSETS/'default_model.json'
+
+def mask_detector_card() -> Path:
+    "The model card of the bundled mask detector: is a 48 px face crop masked or bare? (see [mask_detector](03b_mask_detector.ipynb))"
+    return ASSETS/'mask_detector.json'
 
 def find_model_card(model=None) -> Path:
     "The card for `model`: None (bundled default), a card or safetensors file, or a model_dir (its best.json)."

@@ -10,11 +10,11 @@ import cv2, numpy as np, pandas as pd
 from fastcore.script import call_parse, Param, store_true
 from .core import *
 from .masking import Face, find_faces, fer_face, draw_mask, FER_FACE_BOX
-from .models import load_model, find_model_card, face_probs
+from .models import load_model, find_model_card, face_probs, mask_detector_card
 
 # %% auto #0
-__all__ = ['CROP_MAX', 'get_model', 'fer_frame', 'crop_face', 'image_faces', 'predict', 'predict_files',
-           'masked_emotions_predict']
+__all__ = ['CROP_MAX', 'MIN_FACE', 'ADD_MASK', 'get_model', 'fer_frame', 'crop_face', 'image_faces', 'masked_probs', 'predict',
+           'predict_files', 'masked_emotions_predict']
 
 # %% ../nbs/05_predict.ipynb #360957d4
 @lru_cache(maxsize=8)
@@ -47,6 +47,7 @@ def crop_face(gray:np.ndarray, # uint8 HxW
 
 # %% ../nbs/05_predict.ipynb #13698e11
 CROP_MAX = 64  # px; images this small are taken to be face crops
+MIN_FACE = 16  # px; a crop smaller than this on a side holds no face the model can read
 
 def image_faces(img:np.ndarray, # RGB
                 landmarks:bool=True, # also landmark a face crop (needed only to draw its mask)
@@ -55,37 +56,56 @@ def image_faces(img:np.ndarray, # RGB
     "Every face in `img`; an image of at most `CROP_MAX` px is one face crop (detector 'crop')."
     h, w = img.shape[:2]
     if max(h, w) > CROP_MAX: return find_faces(img, **kwargs)
+    if min(h, w) < MIN_FACE: raise ImageError(f'{w}x{h} px is too small to hold a face: a face crop needs at least {MIN_FACE} px a side')
     return [Face((0, 0, w, h), fer_face(img).points if landmarks else None, 'crop')]
 
-def _faces_and_crops(img:np.ndarray, size:int, add_mask:bool, faces:list|None=None, **kwargs) -> tuple:
-    "`faces` of RGB `img` (found if not given) and their FER2013-framed gray crops (masked if `add_mask`)."
-    faces = image_faces(img, add_mask, **kwargs) if faces is None else faces
+ADD_MASK = {'auto': 'auto', 'yes': True, 'no': False, True: True, False: False}  # what `add_mask` may be
+
+def masked_probs(crops:list) -> np.ndarray:
+    "The bundled mask detector's probability that each 48 px gray face crop wears a mask."
+    net, card = get_model(mask_detector_card())
+    return face_probs(net, crops, card, tta=False)[:, card['classes'].index('masked')]
+
+def _crops(gray:np.ndarray, faces:list, size:int) -> list:
+    return [crop_face(gray, f.box if f.source == 'crop' else fer_frame(f.box), size) for f in faces]
+
+def _faces_and_crops(img:np.ndarray, size:int, add_mask='auto', faces:list|None=None, **kwargs) -> tuple:
+    "`faces` of RGB `img` (found if not given), their FER2013-framed gray crops (masked where `add_mask` says), whether each wore a mask, and whether one was drawn."
+    if add_mask not in ADD_MASK: raise ValueError(f"add_mask={add_mask!r}: expected 'auto', True or False")
+    add_mask = ADD_MASK[add_mask]
+    faces = image_faces(img, add_mask is not False, **kwargs) if faces is None else faces
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    for f in faces if add_mask else []: gray = draw_mask(gray, f.points)
-    return faces, [crop_face(gray, f.box if f.source == 'crop' else fer_frame(f.box), size) for f in faces]
+    crops = _crops(gray, faces, 48)
+    masked = masked_probs(crops) > 0.5 if faces else np.zeros(0, bool)
+    drawn = ~masked if add_mask == 'auto' else np.full(len(faces), add_mask)
+    for f, d in zip(faces, drawn):
+        if d: gray = draw_mask(gray, f.points)
+    return faces, (_crops(gray, faces, size) if drawn.any() or size != 48 else crops), masked, drawn
 
 # %% ../nbs/05_predict.ipynb #ef319f2e
-def _result(face:Face, probs:np.ndarray, classes:list) -> dict:
+def _result(face:Face, probs:np.ndarray, classes:list, masked:bool, drawn:bool) -> dict:
     i = int(probs.argmax())
-    return dict(box=[round(float(v), 1) for v in face.box], detector=face.source, emotion=classes[i],
+    return dict(box=[round(float(v), 1) for v in face.box], detector=face.source, masked=bool(masked), mask_drawn=bool(drawn), emotion=classes[i],
                 confidence=round(float(probs[i]), 4), probs={c: round(float(p), 4) for c, p in zip(classes, probs)})
 
 def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gray, any size
             model=None, # None (bundled), model_dir, or model card / weights path
-            add_mask:bool=False, # draw the training mask on each face first (for unmasked faces)
+            add_mask='auto', # draw the training mask first: 'auto' on faces the mask detector finds bare, True on all, False on none
             tta:bool|None=None, # average over mirrored and zoomed views; None: as the model card says
             faces:list|None=None, # `Face`s already found in `image` (by `image_faces`); None: find them
             **kwargs, # passed to `detect_faces` (cnn_fallback, min_score)
-           ) -> list: # one dict per face: box, detector, emotion, confidence, probs
+           ) -> list: # one dict per face: box, detector, masked, mask_drawn, emotion, confidence, probs
     "The emotion of every face in `image`; an empty list if none is found."
     net, card = get_model(model)
-    faces, crops = _faces_and_crops(load_image(image), card['img_size'], add_mask, faces, **kwargs)
+    img = load_image(image)
+    try: faces, crops, masked, drawn = _faces_and_crops(img, card['img_size'], add_mask, faces, **kwargs)
+    except ImageError as e: raise ImageError(f'{describe_input(image)}: {e}') from None
     probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta)
-    return [_result(f, p, card['classes']) for f, p in zip(faces, probs)]
+    return [_result(*a, card['classes'], m, d) for *a, m, d in zip(faces, probs, masked, drawn)]
 
 # %% ../nbs/05_predict.ipynb #7ff4703c
 def predict_files(files:list, # image paths
-                  model=None, add_mask:bool=False, tta:bool|None=None,
+                  model=None, add_mask='auto', tta:bool|None=None,
                   bs:int=256, # faces classified at once
                   progress:bool=True,
                   **kwargs) -> pd.DataFrame: # one row per face (or per file without a usable face)
@@ -95,20 +115,20 @@ def predict_files(files:list, # image paths
     rows, crops = [], []
     files = list(files)
     for fn in progress_bar(files, leave=False) if progress and len(files) > 1 else files:
-        try: faces, cs = _faces_and_crops(load_image(fn), card['img_size'], add_mask, **kwargs)
+        try: faces, cs, masked, drawn = _faces_and_crops(load_image(fn), card['img_size'], add_mask, **kwargs)
         except ImageError as e: rows.append(dict(file=str(fn), face=None, error=str(e))); continue
         if not faces: rows.append(dict(file=str(fn), face=None, error='no face found'))
-        rows += [dict(file=str(fn), face=i, _face=f, error='') for i, f in enumerate(faces)]; crops += cs
+        rows += [dict(file=str(fn), face=i, _face=(f, m, d), error='') for i, (f, m, d) in enumerate(zip(faces, masked, drawn))]; crops += cs
     probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta, bs)
     it = iter(probs)
-    out = [dict(r, **_result(r.pop('_face'), next(it), card['classes'])) if '_face' in r else r for r in rows]
+    out = [dict(r, **_result((f := r.pop('_face'))[0], next(it), card['classes'], *f[1:])) if '_face' in r else r for r in rows]
     df = pd.DataFrame(out)
     return df.drop(columns=[c for c in ('probs',) if c in df.columns]).join(pd.DataFrame([o.get('probs', {}) for o in out], index=df.index))
 
 # %% ../nbs/05_predict.ipynb #8f1f7080
 def _describe_faces(fn, rows:pd.DataFrame) -> list:
     "Human-readable lines for one file's rows of `predict_files`."
-    return [f'{fn}: {r.error}' if r.error else f'{fn}: face {int(r.face) + 1} at {tuple(int(v) for v in r.box)} ({r.detector}): {r.emotion} ({r.confidence:.0%})'
+    return [f'{fn}: {r.error}' if r.error else f'{fn}: face {int(r.face) + 1} at {tuple(int(v) for v in r.box)} ({r.detector}, {"masked" if r.masked else "bare, mask drawn" if r.mask_drawn else "bare"}): {r.emotion} ({r.confidence:.0%})'
             for r in rows.itertuples()]
 
 def _json_records(df:pd.DataFrame) -> list:
@@ -116,7 +136,7 @@ def _json_records(df:pd.DataFrame) -> list:
     recs = []
     for fn in dict.fromkeys(df.file):
         rows = df[df.file == fn]
-        faces = [dict(box=r['box'], detector=r['detector'], emotion=r['emotion'], confidence=r['confidence'], probs={e: r[e] for e in EMOTIONS})
+        faces = [dict(box=r['box'], detector=r['detector'], masked=r['masked'], mask_drawn=r['mask_drawn'], emotion=r['emotion'], confidence=r['confidence'], probs={e: r[e] for e in EMOTIONS})
                  for r in rows.to_dict('records') if not r['error']]
         recs.append(dict(file=fn, faces=faces, error=rows.error.iloc[0] if not faces else ''))
     return recs
@@ -125,13 +145,13 @@ def _json_records(df:pd.DataFrame) -> list:
 def masked_emotions_predict(
     images:Param('Image files (default: the bundled example photo, with the mask drawn)', str, nargs='*'),
     model:Param('Model: a model_dir from masked_emotions_train or a model card (default: the bundled model)', str)=None,
-    add_mask:Param('Draw the training mask on each face first (for photos of unmasked faces)', store_true)=False,
+    add_mask:Param("Draw the training mask on each face first: auto (on faces the mask detector finds bare), yes (on all; --add_mask alone), no", str, nargs='?', const='yes', choices=['auto', 'yes', 'no'])='auto',
     json:Param('Print the results as JSON', store_true)=False,
     no_tta:Param('No test-time augmentation (mirrored and zoomed views)', store_true)=False,
 ):
     "Predict the emotion of every face in each image."
-    if not images: images, add_mask = [str(example_photo())], True  # an unmasked portrait: mask it as the training faces were
-    try: df = predict_files(images, model, add_mask, tta=False if no_tta else None, progress=len(images) > 20)
+    images = images or [str(example_photo())]  # an unmasked portrait: 'auto' masks it as the training faces were
+    try: df = predict_files(images, model, ADD_MASK[add_mask], tta=False if no_tta else None, progress=len(images) > 20)
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_predict: {e}')
     if json: print(jsonlib.dumps(_json_records(df), indent=1))
     else: print('\n'.join(l for fn in dict.fromkeys(df.file) for l in _describe_faces(fn, df[df.file == fn])))

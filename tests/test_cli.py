@@ -1,5 +1,6 @@
 "End-to-end tests: the console scripts, driven as a user would from a shell."
 import json
+from pathlib import Path
 import numpy as np, pandas as pd, pytest, torch
 from PIL import Image
 from safetensors.torch import load_file
@@ -261,3 +262,33 @@ def test_capped_ensemble_selection(fer_folder, tmp_path):
         bad = run('masked_emotions_average', *models, '--model_dir', tmp_path / 'none', *args, '--data_loc', fer_folder)
         assert bad.returncode != 0 and says in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
         assert not (tmp_path / 'none').exists()
+
+
+def _children(pid: int) -> list:
+    "Pids of the live processes whose parent is `pid`."
+    out = []
+    for p in Path('/proc').glob('[0-9]*'):
+        try:
+            if int((p / 'stat').read_text().rsplit(')', 1)[1].split()[1]) == pid: out.append(int(p.name))
+        except (OSError, ValueError, IndexError): pass
+    return out
+
+
+@pytest.mark.skipif(not Path('/proc').exists(), reason='needs /proc (Linux) to find the worker processes')
+def test_mask_killed_leaves_no_worker(tmp_path):
+    import os, signal, subprocess, sys, time
+    from masked_emotions.core import synthetic_fer2013
+    src = synthetic_fer2013(tmp_path / 'fer', per_class=120)  # 2,520 images: some seconds of work for two workers
+    p = subprocess.Popen(['masked_emotions_mask', src, tmp_path / 'out', '--n_workers', '2'], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while len(_children(p.pid)) < 2 and time.time() < deadline: time.sleep(0.1)
+    workers = _children(p.pid)
+    assert len(workers) >= 2, 'the masker never started its workers'
+    os.kill(p.pid, signal.SIGKILL); p.wait()
+    deadline = time.time() + 5
+    alive = lambda: [w for w in workers if Path(f'/proc/{w}').exists() and 'Z' not in (Path(f'/proc/{w}/stat').read_text().rsplit(')', 1)[1].split()[0:1] or ['Z'])]
+    while alive() and time.time() < deadline: time.sleep(0.1)
+    assert alive() == [], f'workers {alive()} outlived their killed parent'
+    again = run('masked_emotions_mask', src, tmp_path / 'out', '--n_workers', '2')  # and the folder resumes cleanly
+    assert again.returncode == 0 and '2520 of 2520 images masked' in again.stdout, again.stderr
+    assert not list((tmp_path / 'out').rglob('.*.png'))  # no temporary file left behind
