@@ -16,9 +16,10 @@ lower PublicTest accuracy (measured the same way when it was chosen) is refused 
 So are weights over 50 MB, the package's budget for its model.
 
 With --matrix, FER2013 is unmasked and the model is scored by `mask_matrix` (04_analysis) on all of PublicTest and
-PrivateTest under every mask (grey, surgical, cloth, kn95, unmasked, and unmasked through the mask detector, as
-`predict` does by default); the card gets `metrics.matrix`, and `metrics.PublicTest`/`PrivateTest` from the grey
-column. It then must beat the bundled model on its worst PublicTest mask column, if that card has a matrix (a card
+PrivateTest under every mask (grey, surgical, cloth, kn95, unmasked, unmasked through the mask detector, as
+`predict` does by default, and each type with grey drawn over it); the card gets `metrics.matrix`, and
+`metrics.PublicTest`/`PrivateTest` from the grey column, and `mask.draw_over_masks` when grey drawn over a worn mask
+scores better on PublicTest (then `predict(add_mask='auto')` draws it over worn masks too). It then must beat the bundled model on its worst PublicTest mask column, if that card has a matrix (a card
 without one cannot be compared: --force, and say why).
 """
 import json, shutil, sys
@@ -71,9 +72,11 @@ def portable(text: str, run: Path, data: str) -> str:
 def matrix_metrics(card_path: Path, data: str) -> dict:
     "split -> mask -> accuracy, macro-F1 and whether the mask type was held out of training."
     from masked_emotions.analysis import mask_matrix, MATRIX_MASKS
+    from masked_emotions.masking import MASK_TYPES
     out = {}
     for split in ('PublicTest', 'PrivateTest'):
-        mx = pd.concat([mask_matrix({'m': card_path}, data, split=split), mask_matrix({'m': card_path}, data, split=split, masks=['unmasked'], auto=True)])
+        masks = [*MATRIX_MASKS, *(f'{t}+grey' for t in MASK_TYPES)]  # grey drawn over a worn mask: does it help?
+        mx = pd.concat([mask_matrix({'m': card_path}, data, split=split, masks=masks), mask_matrix({'m': card_path}, data, split=split, masks=['unmasked'], auto=True)])
         out[split] = {r['mask']: dict(accuracy=round(r['accuracy'], 4), macro_f1=round(r['macro_f1'], 4), held_out=bool(r['held_out'])) for r in mx.to_dict('records')}
         print(split, json.dumps(out[split]), flush=True)
     return out
@@ -81,7 +84,13 @@ def matrix_metrics(card_path: Path, data: str) -> dict:
 
 def worst(matrix: dict) -> float:
     "The lowest accuracy over the masked columns (grey and the types) of a split's matrix."
-    return min(v['accuracy'] for k, v in matrix.items() if 'unmasked' not in k)
+    return min(v['accuracy'] for k, v in matrix.items() if 'unmasked' not in k and '+' not in k)
+
+
+def draws_over_masks(matrix: dict) -> bool:
+    "Whether grey drawn over the worn masks scores better on average than the masks left alone (PublicTest decides)."
+    types = [k.split('+')[0] for k in matrix if k.endswith('+grey')]
+    return sum(matrix[f'{t}+grey']['accuracy'] - matrix[t]['accuracy'] for t in types) > 0
 
 
 def bundle_matrix(card_path: Path, data: str, force: bool) -> None:
@@ -94,6 +103,7 @@ def bundle_matrix(card_path: Path, data: str, force: bool) -> None:
     if old is not None and new <= worst(old['PublicTest']) and not force:
         sys.exit(f'{run}: worst PublicTest mask column {new} does not beat the bundled model {worst(old["PublicTest"])}; not bundled')
     for split in ('PublicTest', 'PrivateTest'): card['metrics'][split] = dict(card['metrics']['matrix'][split]['grey'], mask='grey')
+    card['mask']['draw_over_masks'] = draws_over_masks(card['metrics']['matrix']['PublicTest'])  # what predict(add_mask='auto') does
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
     shutil.copy(card_path.with_suffix('.safetensors'), ASSETS / 'default_model.safetensors')
     with atomic_path(ASSETS / 'default_model.json') as p: p.write_text(json.dumps(card, indent=2))

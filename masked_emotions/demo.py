@@ -27,7 +27,7 @@ def model_choices(root='.', # folder searched (3 levels deep) for model_dirs wit
     card = json.loads(default_model_card().read_text()) if default_model_card().exists() else {}
     m = card.get('metrics', {})
     acc = m.get('PrivateTest', {}).get('accuracy', m.get('test_accuracy'))  # bundled cards: all of PrivateTest, with TTA
-    out = {'bundled default' + (f' ({acc:.1%} on masked PrivateTest)' if acc else ''): BUNDLED}
+    out = {'bundled default' + (f' ({acc:.1%} on grey-masked PrivateTest)' if acc else ''): BUNDLED}
     root = Path(root)
     for depth in ('*/best.json', '*/*/best.json', '*/*/*/best.json'):
         for c in sorted(root.glob(depth)): out[str(c.parent.relative_to(root))] = str(c.parent)
@@ -82,7 +82,7 @@ class EmotionDemo:
         self.model = w.Dropdown(options=list(model_choices(root).items()), description='model', style=wide, layout=w.Layout(width='420px'))
         self.image = w.Dropdown(options=list(self.images), description='photo', style=wide, layout=w.Layout(width='480px'))
         self.upload = w.FileUpload(accept='.jpg,.jpeg,.png,image/jpeg,image/png', multiple=False, description=f'upload (JPEG/PNG, {MAX_UPLOAD_MB} MB)', layout=w.Layout(width='260px'))
-        self.add_mask = w.Dropdown(options=[('auto: on bare faces', 'auto'), ('yes: on every face', True), ('no', False)],
+        self.add_mask = w.Dropdown(options=[('auto: detector and model card decide', 'auto'), ('yes: on every face', True), ('no', False)],
                                    description='draw mask', style=wide, layout=w.Layout(width='260px'))
         self.summary, self.out = w.HTML(), w.Output()
         self.result, self.error = [], ''
@@ -109,7 +109,7 @@ def _show_error(self:EmotionDemo, message:str):
     self.result, self.error = [], message
     self.summary.value, self.out.outputs = f'<span style="color:red">{message}</span>', ()
 
-def _face_note(r:dict) -> str: return 'masked' if r['masked'] else 'bare, mask drawn' if r['mask_drawn'] else 'bare'
+def _face_note(r:dict) -> str: return ('masked' if r['masked'] else 'bare') + (', mask drawn' if r['mask_drawn'] else '')
 
 @patch
 def update(self:EmotionDemo):

@@ -367,12 +367,15 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
                    model_dir, # new folder for the average: best.safetensors, best.json, settings.json
                    command:str|None=None, # how it was made, for the card (default: this call)
                    ensemble:bool=False, # average their predictions (an `Ensemble`) instead of their weights
+                   member_weights:list|None=None, # with `ensemble`: each model's weight (default: all the same)
                   ) -> Path: # `model_dir`
     "Average the weights of `models` (a uniform model soup), or with `ensemble` their predictions, into a new model_dir."
     model_dir = Path(model_dir)
+    if member_weights is not None and not ensemble: raise ValueError('member weights are for an ensemble: add ensemble=True (--ensemble)')
+    if member_weights is not None and len(member_weights) != len(models): raise ValueError(f'{len(member_weights)} member weights for {len(models)} models: give one per model')
     paths, nets, cards = _load_models(models, model_dir, ensemble)
     command = command or f'average_models({[str(m) for m in models]!r}, {str(model_dir)!r}, ensemble={ensemble})'
-    _, state, card = _combine(nets, cards, ensemble)
+    _, state, card = _combine(nets, cards, ensemble, member_weights)
     return _write_average(model_dir, state, card, paths, paths, command)
 
 # %% ../nbs/03_learner.ipynb #b2c96cdb
@@ -491,14 +494,18 @@ def masked_emotions_average(
     rounds:Param('Rounds of ensemble selection (with --greedy --ensemble): a model chosen k times weighs k', int)=10,
     bags:Param('Bagged ensemble selection (with --greedy --ensemble): selection in this many random halves of the models, summed; 1: plain', int)=1,
     max_models:Param('At most this many distinct networks in the ensemble (with --greedy --ensemble; not with --bags)', int)=None,
+    member_weights:Param('Weights of the models in the ensemble, comma-separated, one per model (with --ensemble, not --greedy)', str)=None,
 ):
     "Average the weights of trained models (a uniform or greedy model soup), or their predictions (an ensemble), into a new model_dir."
     if not model_dir: sys.exit('masked_emotions_average: --model_dir is required (a new folder for the averaged model)')
     if greedy != (data_loc is not None): sys.exit('masked_emotions_average: --greedy and --data_loc go together (the soup is chosen on its PublicTest)')
     if (bags != 1 or max_models is not None) and not (greedy and ensemble):
         sys.exit('masked_emotions_average: --bags and --max_models are for ensemble selection: add --greedy --ensemble')
+    if member_weights and greedy: sys.exit('masked_emotions_average: --member_weights gives the weights that --greedy would choose: use one or the other')
     command = ' '.join(['masked_emotions_average'] + sys.argv[1:])
-    try: out = greedy_soup(models, data_loc, model_dir, command, ensemble, rounds, bags, max_models) if greedy else average_models(models, model_dir, command, ensemble)
+    try:
+        weights = [float(w) for w in member_weights.split(',')] if member_weights else None
+        out = greedy_soup(models, data_loc, model_dir, command, ensemble, rounds, bags, max_models) if greedy else average_models(models, model_dir, command, ensemble, weights)
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_average: {e}')
     card = read_card(out/'best.json')
     print(f"{out}: {'ensemble' if ensemble else 'average'} of {len(card['averaged_from'])} of {len(models)} models" +

@@ -69,18 +69,20 @@ def masked_probs(crops:list) -> np.ndarray:
 def _crops(gray:np.ndarray, faces:list, size:int) -> list:
     return [crop_face(gray, f.box if f.source == 'crop' else fer_frame(f.box), size) for f in faces]
 
-def _faces_and_crops(img:np.ndarray, size:int, add_mask='auto', faces:list|None=None, **kwargs) -> tuple:
-    "`faces` of RGB `img` (found if not given), their FER2013-framed gray crops (masked where `add_mask` says), whether each wore a mask, and whether one was drawn."
+def _faces_and_crops(img:np.ndarray, size:int, add_mask='auto', faces:list|None=None, over_masks:bool=False, **kwargs) -> tuple:
+    "`faces` of RGB `img` (found if not given), their FER2013-framed gray crops (masked where `add_mask` says; 'auto' over worn masks too if `over_masks`), whether each wore a mask, and whether one was drawn."
     if add_mask not in ADD_MASK: raise ValueError(f"add_mask={add_mask!r}: expected 'auto', True or False")
     add_mask = ADD_MASK[add_mask]
     faces = image_faces(img, add_mask is not False, **kwargs) if faces is None else faces
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     crops = _crops(gray, faces, 48)
     masked = masked_probs(crops) > 0.5 if faces else np.zeros(0, bool)
-    drawn = ~masked if add_mask == 'auto' else np.full(len(faces), add_mask)
+    drawn = (~masked | over_masks) if add_mask == 'auto' else np.full(len(faces), add_mask)
     for f, d in zip(faces, drawn):
         if d: gray = draw_mask(gray, f.points)
     return faces, (_crops(gray, faces, size) if drawn.any() or size != 48 else crops), masked, drawn
+
+def _over_masks(card:dict) -> bool: return bool(card.get('mask', {}).get('draw_over_masks', False))
 
 # %% ../nbs/05_predict.ipynb #ef319f2e
 def _result(face:Face, probs:np.ndarray, classes:list, masked:bool, drawn:bool) -> dict:
@@ -98,7 +100,7 @@ def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gr
     "The emotion of every face in `image`; an empty list if none is found."
     net, card = get_model(model)
     img = load_image(image)
-    try: faces, crops, masked, drawn = _faces_and_crops(img, card['img_size'], add_mask, faces, **kwargs)
+    try: faces, crops, masked, drawn = _faces_and_crops(img, card['img_size'], add_mask, faces, _over_masks(card), **kwargs)
     except ImageError as e: raise ImageError(f'{describe_input(image)}: {e}') from None
     probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta)
     return [_result(*a, card['classes'], m, d) for *a, m, d in zip(faces, probs, masked, drawn)]
@@ -115,7 +117,7 @@ def predict_files(files:list, # image paths
     rows, crops = [], []
     files = list(files)
     for fn in progress_bar(files, leave=False) if progress and len(files) > 1 else files:
-        try: faces, cs, masked, drawn = _faces_and_crops(load_image(fn), card['img_size'], add_mask, **kwargs)
+        try: faces, cs, masked, drawn = _faces_and_crops(load_image(fn), card['img_size'], add_mask, over_masks=_over_masks(card), **kwargs)
         except ImageError as e: rows.append(dict(file=str(fn), face=None, error=str(e))); continue
         if not faces: rows.append(dict(file=str(fn), face=None, error='no face found'))
         rows += [dict(file=str(fn), face=i, _face=(f, m, d), error='') for i, (f, m, d) in enumerate(zip(faces, masked, drawn))]; crops += cs

@@ -292,3 +292,19 @@ def test_mask_killed_leaves_no_worker(tmp_path):
     again = run('masked_emotions_mask', src, tmp_path / 'out', '--n_workers', '2')  # and the folder resumes cleanly
     assert again.returncode == 0 and '2520 of 2520 images masked' in again.stdout, again.stderr
     assert not list((tmp_path / 'out').rglob('.*.png'))  # no temporary file left behind
+
+
+def test_weighted_ensemble(tmp_path):
+    from masked_emotions.models import load_model
+    save_untrained(tmp_path, 'a', 'b')
+    r = run('masked_emotions_average', tmp_path / 'a.json', tmp_path / 'b.json', '--model_dir', tmp_path / 'ens', '--ensemble', '--member_weights', '3,1')
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / 'ens' / 'best.json').read_text())
+    assert [m['weight'] for m in card['members']] == [3, 1]
+    (ens, _), (a, _), (b, _) = [load_model(p) for p in (tmp_path / 'ens', tmp_path / 'a.json', tmp_path / 'b.json')]
+    x = torch.randn(4, 1, 48, 48)
+    with torch.no_grad(): expected = (3 * a(x).softmax(1) + b(x).softmax(1)) / 4
+    assert torch.allclose(ens(x).exp(), expected, atol=1e-5)
+    for args, msg in [(['--member_weights', '3'], '1 member weights for 2 models'), (['--member_weights', '3,x'], "could not convert string to float: 'x'")]:
+        bad = run('masked_emotions_average', tmp_path / 'a.json', tmp_path / 'b.json', '--model_dir', tmp_path / 'bad', '--ensemble', *args)
+        assert bad.returncode != 0 and msg in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr

@@ -95,7 +95,7 @@ def test_demo_in_a_browser(server, browser, tmp_path):
     assert model_picker[0].startswith('bundled default') and 'runs/mine' in model_picker
 
     choose(d, 1, 'astronaut in a surgical mask (mask drawn by masked_emotions)')
-    wait_for(d, lambda d: 'surgical mask' in summary(d) and 'masked)' in summary(d), what='the masked face was not found masked')
+    wait_for(d, lambda d: 'surgical mask' in summary(d) and '%, masked' in summary(d), what='the masked face was not found masked')
     choose(d, 1, 'two faces: the photo and its mirror image')
     wait_for(d, lambda d: 'face 2:' in summary(d), what='two faces never showed')
     choose(d, 1, 'no face (a corner of the astronaut photo)')
@@ -119,7 +119,7 @@ def test_demo_in_a_browser(server, browser, tmp_path):
     wait_for(d, lambda d: 'not an image file' in summary(d), what='a bad file gave no message')
     choose(d, 1, 'astronaut (NASA, public domain)')  # the page still works after the bad file
     wait_for(d, lambda d: 'astronaut (NASA, public domain): face 1:' in summary(d))
-    choose(d, 2, 'auto: on bare faces'); choose(d, 0, d.find_elements('css selector', 'select')[0].find_elements('css selector', 'option')[0].text)
+    choose(d, 2, 'auto: detector and model card decide'); choose(d, 0, d.find_elements('css selector', 'select')[0].find_elements('css selector', 'option')[0].text)
     wait_for(d, lambda d: 'bare, mask drawn' in summary(d))
     shot = ROOT / 'nbs' / 'images' / 'demo.png'
     d.save_screenshot(str(tmp_path / 'demo.png'))
