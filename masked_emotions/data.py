@@ -12,7 +12,7 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  #
 from fastai.vision.all import (DataBlock, TransformBlock, CategoryBlock, ColReader, ColSplitter, Transform,
                                TensorImageBW, IntToFloatTensor, Normalize, aug_transforms)
 from .core import *
-from .masking import mask_dataset, fer_landmarks, mask_faces, draw_mask, face_style, MASK_TYPES
+from .masking import mask_dataset, fer_landmarks, mask_faces, mask_look, draw_mask, face_style
 
 # %% auto #0
 __all__ = ['cache_dir', 'masked_source', 'load_faces', 'FaceFromArray', 'face_stats', 'face_augmentations', 'emotion_datablock',
@@ -79,7 +79,7 @@ def _faces_on_the_fly(src, img_size:int, mask_types:tuple, mask_seed:int, progre
     "(items, fixed faces, `RandomMaskFace`) for unmasked `src` masked while training."
     src = Path(src)
     if (src/'manifest.csv').exists(): raise ValueError(f'{src}: already masked; mask_types draws masks while training and needs unmasked FER2013')
-    for t in mask_types: draw_mask(np.zeros((48, 48), np.uint8), np.zeros((68, 2)), t)  # an unknown type fails here, before any work
+    for t in mask_types: mask_look(t)  # an unknown style fails here, before any work
     items = fer2013_items(src)
     bare = load_faces(items, img_size)
     points = face_landmarks(bare, progress)

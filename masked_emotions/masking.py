@@ -263,7 +263,8 @@ def draw_look(img:np.ndarray, # uint8 HxW or HxWx3 RGB
     if x1 <= x0 or y1 <= y0: return out  # the mask is off the image
     a = _alpha((y1 - y0, x1 - x0), outline, loops, np.array([x0, y0], np.float32), W)
     ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    dx, dy = xs - mask_top(points, look)[0], ys - mask_top(points, look)[1]
+    (tx, ty) = mask_top(points, look)
+    dx, dy = xs - tx, ys - ty
     tex = mask_texture((dx * across[0] + dy * across[1]) / W, (dx * down[0] + dy * down[1]) / (H * (1 + look.chin)), look)
     if out.ndim == 2: tex = tex @ np.array([0.299, 0.587, 0.114], np.float32)
     region = out[y0:y1, x0:x1].astype(np.float32)
