@@ -26,3 +26,10 @@ def private_cache(tmp_path, monkeypatch):
 def run(*args, cwd=None) -> subprocess.CompletedProcess:
     "Run a console script as a user would; never raises."
     return subprocess.run(list(map(str, args)), capture_output=True, text=True, cwd=cwd, env=dict(os.environ, PYTHONWARNINGS='ignore'))
+
+
+REPORT = []  # lines a test wants in CI's log whatever pytest's verbosity (the bundled model's accuracy check)
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in REPORT: terminalreporter.write_line(line)
