@@ -11,7 +11,7 @@ import numpy as np
 from .core import *
 from .masking import mask_face
 from .models import default_model_card
-from .predict import image_faces, predict
+from .predict import image_faces, predict, face_note
 from fastcore.script import call_parse, Param
 
 # %% auto #0
@@ -109,8 +109,6 @@ def _show_error(self:EmotionDemo, message:str):
     self.result, self.error = [], message
     self.summary.value, self.out.outputs = f'<span style="color:red">{message}</span>', ()
 
-def _face_note(r:dict) -> str: return ('masked' if r['masked'] else 'bare') + (', mask drawn' if r['mask_drawn'] else '')
-
 @patch
 def update(self:EmotionDemo):
     "Predict on the chosen photo with the chosen model and show the result."
@@ -121,7 +119,7 @@ def update(self:EmotionDemo):
         drawn = [f for f, r in zip(found, self.result) if r['mask_drawn']]
         shown = mask_face(img, faces=drawn)[0] if drawn else img
         self.error = ''
-        said = ', '.join(f"face {i + 1}: <b>{r['emotion']}</b> ({r['confidence']:.0%}, {_face_note(r)})" for i, r in enumerate(self.result)) or 'no face found'
+        said = ', '.join(f"face {i + 1}: <b>{r['emotion']}</b> ({r['confidence']:.0%}, {face_note(r['masked'], r['mask_drawn'])})" for i, r in enumerate(self.result)) or 'no face found'
         self.summary.value = f'{self.image.value}: {said}'
         self.out.outputs = ({'output_type': 'display_data', 'metadata': {}, 'data': {'image/png': _png(show_prediction(shown, self.result, self.image.value)), 'text/plain': self.summary.value}},)
     except ImageError as e: self._show_error(str(e))

@@ -14,7 +14,7 @@ from .models import load_model, find_model_card, face_probs, mask_detector_card
 
 # %% auto #0
 __all__ = ['CROP_MAX', 'MIN_FACE', 'ADD_MASK', 'get_model', 'fer_frame', 'crop_face', 'image_faces', 'masked_probs', 'predict',
-           'predict_files', 'masked_emotions_predict']
+           'predict_files', 'face_note', 'masked_emotions_predict']
 
 # %% ../nbs/05_predict.ipynb #360957d4
 @lru_cache(maxsize=8)
@@ -92,7 +92,7 @@ def _result(face:Face, probs:np.ndarray, classes:list, masked:bool, drawn:bool) 
 
 def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gray, any size
             model=None, # None (bundled), model_dir, or model card / weights path
-            add_mask='auto', # draw the training mask first: 'auto' on faces the mask detector finds bare, True on all, False on none
+            add_mask='auto', # draw the grey training mask first: 'auto' on faces the mask detector finds bare (and over worn masks if the card asks), True on all, False on none
             tta:bool|None=None, # average over mirrored and zoomed views; None: as the model card says
             faces:list|None=None, # `Face`s already found in `image` (by `image_faces`); None: find them
             **kwargs, # passed to `detect_faces` (cnn_fallback, min_score)
@@ -128,9 +128,13 @@ def predict_files(files:list, # image paths
     return df.drop(columns=[c for c in ('probs',) if c in df.columns]).join(pd.DataFrame([o.get('probs', {}) for o in out], index=df.index))
 
 # %% ../nbs/05_predict.ipynb #8f1f7080
+def face_note(masked:bool, drawn:bool) -> str:
+    "What the mask detector saw on a face and whether a mask was drawn, in words."
+    return ('masked' if masked else 'bare') + (', mask drawn' if drawn else '')
+
 def _describe_faces(fn, rows:pd.DataFrame) -> list:
     "Human-readable lines for one file's rows of `predict_files`."
-    return [f'{fn}: {r.error}' if r.error else f'{fn}: face {int(r.face) + 1} at {tuple(int(v) for v in r.box)} ({r.detector}, {"masked" if r.masked else "bare, mask drawn" if r.mask_drawn else "bare"}): {r.emotion} ({r.confidence:.0%})'
+    return [f'{fn}: {r.error}' if r.error else f'{fn}: face {int(r.face) + 1} at {tuple(int(v) for v in r.box)} ({r.detector}, {face_note(r.masked, r.mask_drawn)}): {r.emotion} ({r.confidence:.0%})'
             for r in rows.itertuples()]
 
 def _json_records(df:pd.DataFrame) -> list:
