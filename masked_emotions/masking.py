@@ -181,7 +181,7 @@ def mask_outline(points:np.ndarray, # 68x2 landmarks
                  look:MaskLook) -> np.ndarray: # Nx2 (x, y), clockwise from the left cheek
     "The outline of a mask of `look`: an arched top edge (a peak at the nose for kn95), the sides along the jaw, the bottom under the chin."
     p = np.asarray(points, np.float64)
-    across, down, W, H = face_axes(p)
+    _, down, _, H = face_axes(p)
     out = lambda q: q + (q - p[30]) * look.width * 2.5  # out from the nose tip
     k, top = look.top, mask_top(p, look)
     left, right = out(p[1] + (p[2] - p[1]) * k), out(p[15] + (p[14] - p[15]) * k)
