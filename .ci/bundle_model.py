@@ -2,6 +2,7 @@
 
     python .ci/bundle_model.py RUN_DIR|CARD FER2013 [--force]
     python .ci/bundle_model.py RUN_DIR|CARD UNMASKED_FER2013 --matrix [--force]
+    python .ci/bundle_model.py RUN_DIR|CARD UNMASKED_FER2013 --matrix --fast [--force]
 
 RUN_DIR is a training run (masked_emotions_train) or an average of runs (masked_emotions_average, uniform or greedy).
 Copies RUN_DIR's best weights and card (or those of CARD, e.g. RUN_DIR/final.json) to
@@ -19,14 +20,16 @@ With --matrix, FER2013 is unmasked and the model is scored by `mask_matrix` (04_
 PrivateTest under every mask (grey, surgical, cloth, kn95, unmasked, unmasked through the mask detector, as
 `predict` does by default, and each type with grey drawn over it); the card gets `metrics.matrix`, and
 `metrics.PublicTest`/`PrivateTest` from the grey column, and `mask.draw_over_masks` when grey drawn over a worn mask
-scores better on PublicTest (then `predict(add_mask='auto')` draws it over worn masks too). It then must beat the bundled model on its worst PublicTest mask column, if that card has a matrix (a card
+scores better on PublicTest (then `predict(add_mask='auto')` draws it over worn masks too). With --fast the model
+becomes the fast bundled model (fast_model.*, `predict(model='fast')`) instead, compared with the fast model bundled
+before if there is one, and the card records its gap to the accurate model on every column. It then must beat the bundled model on its worst PublicTest mask column, if that card has a matrix (a card
 without one cannot be compared: --force, and say why).
 """
-import json, shutil, sys
+import json, re, shutil, sys
 from pathlib import Path
 import pandas as pd
 from masked_emotions.core import ASSETS, atomic_path
-from masked_emotions.models import TTA_ZOOMS, default_model_card, find_model_card, load_model, read_card
+from masked_emotions.models import TTA_ZOOMS, default_model_card, fast_model_card, find_model_card, load_model, read_card
 from masked_emotions.data import emotion_dataloaders
 from masked_emotions.learner import privatetest_predictions
 from masked_emotions.analysis import emotion_metrics
@@ -93,26 +96,33 @@ def draws_over_masks(matrix: dict) -> bool:
     return sum(matrix[f'{t}+grey']['accuracy'] - matrix[t]['accuracy'] for t in types) > 0
 
 
-def bundle_matrix(card_path: Path, data: str, force: bool) -> None:
+def bundle_matrix(card_path: Path, data: str, force: bool, fast: bool = False) -> None:
     "Score the model under every mask, refuse it unless it beats the bundled model's worst PublicTest column, and bundle it."
     run, card = card_path.parent, read_card(card_path)
-    old = read_card(default_model_card()).get('metrics', {}).get('matrix')
-    if old is None and not force: sys.exit('the bundled model has no evaluation matrix to compare with: --force, and say why')
+    dest = fast_model_card() if fast else default_model_card()
+    old = read_card(dest).get('metrics', {}).get('matrix') if dest.exists() else None
+    if old is None and dest.exists() and not force: sys.exit('the bundled model has no evaluation matrix to compare with: --force, and say why')
     card['metrics']['matrix'] = matrix_metrics(card_path, data)
     new = worst(card['metrics']['matrix']['PublicTest'])
     if old is not None and new <= worst(old['PublicTest']) and not force:
         sys.exit(f'{run}: worst PublicTest mask column {new} does not beat the bundled model {worst(old["PublicTest"])}; not bundled')
     for split in ('PublicTest', 'PrivateTest'): card['metrics'][split] = dict(card['metrics']['matrix'][split]['grey'], mask='grey')
     card['mask']['draw_over_masks'] = draws_over_masks(card['metrics']['matrix']['PublicTest'])  # what predict(add_mask='auto') does
+    if fast:  # how far each column is from the accurate model's (points of accuracy)
+        accurate = read_card(default_model_card())['metrics']['matrix']
+        card['metrics']['gap_to_accurate'] = {s: {k: round(100 * (accurate[s][k]['accuracy'] - v['accuracy']), 2) for k, v in m.items() if k in accurate[s]}
+                                              for s, m in card['metrics']['matrix'].items()}
+        card['command'] = re.sub(r'(--(?:weights|teacher|model_dir) )(?!runs/|/)', r'\1runs/', card['command']).replace(str(Path(data).resolve()), '../shared/data/fer2013')
+        card['reproduce'] = read_card(default_model_card())['reproduce'] + ' && ' + card['command']  # the accurate model, then this run
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
-    shutil.copy(card_path.with_suffix('.safetensors'), ASSETS / 'default_model.safetensors')
-    with atomic_path(ASSETS / 'default_model.json') as p: p.write_text(json.dumps(card, indent=2))
+    shutil.copy(card_path.with_suffix('.safetensors'), dest.with_suffix('.safetensors'))
+    with atomic_path(dest) as p: p.write_text(json.dumps(card, indent=2))
     print(json.dumps(card['metrics'], indent=1))
 
 
 if __name__ == '__main__':
     args, force = [a for a in sys.argv[1:] if not a.startswith('--')], '--force' in sys.argv
-    if '--matrix' in sys.argv and len(args) == 2: sys.exit(bundle_matrix(find_model_card(args[0]), args[1], force))
+    if '--matrix' in sys.argv and len(args) == 2: sys.exit(bundle_matrix(find_model_card(args[0]), args[1], force, '--fast' in sys.argv))
     if len(args) < 2: sys.exit(__doc__)
     data = args[1]
     card_path = find_model_card(args[0]); run = card_path.parent

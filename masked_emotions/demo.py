@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from .core import *
 from .masking import mask_face
-from .models import default_model_card
+from .models import default_model_card, fast_model_card
 from .predict import image_faces, predict, face_note
 from fastcore.script import call_parse, Param
 
@@ -23,11 +23,13 @@ BUNDLED = 'bundled'  # the model picker's value for the bundled model (a picker 
 
 def model_choices(root='.', # folder searched (3 levels deep) for model_dirs with a best.json
                  ) -> dict: # label -> model for `predict`
-    "The bundled model and every trained model_dir under `root`."
-    card = json.loads(default_model_card().read_text()) if default_model_card().exists() else {}
-    m = card.get('metrics', {})
-    acc = m.get('PrivateTest', {}).get('accuracy', m.get('test_accuracy'))  # bundled cards: all of PrivateTest, with TTA
-    out = {'bundled default' + (f' ({acc:.1%} on grey-masked PrivateTest)' if acc else ''): BUNDLED}
+    "The bundled models (accurate and fast) and every trained model_dir under `root`."
+    out = {}
+    for label, card_path, value in (('bundled default', default_model_card(), BUNDLED), ('bundled fast', fast_model_card(), 'fast')):
+        if not card_path.exists(): continue
+        m = json.loads(card_path.read_text()).get('metrics', {})
+        acc = m.get('PrivateTest', {}).get('accuracy', m.get('test_accuracy'))  # bundled cards: all of PrivateTest
+        out[label + (f' ({acc:.1%} on grey-masked PrivateTest)' if acc else '')] = value
     root = Path(root)
     for depth in ('*/best.json', '*/*/best.json', '*/*/*/best.json'):
         for c in sorted(root.glob(depth)): out[str(c.parent.relative_to(root))] = str(c.parent)

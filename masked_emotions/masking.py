@@ -14,12 +14,13 @@ from fastcore.script import call_parse, Param
 from .core import *
 
 # %% auto #0
-__all__ = ['DETECT_MAX', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOURS', 'CLOTH_PATTERNS', 'FER_UPSCALE',
-           'FER_FACE_BOX', 'MANIFEST_COLUMNS', 'dlib_model_path', 'hog_detector', 'cnn_detector', 'shape_predictor',
-           'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour', 'MaskLook', 'random_look', 'face_axes',
-           'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look', 'draw_mask', 'find_faces', 'mask_face',
-           'fer_face', 'mask_fer_face', 'run_chunks', 'fer_landmarks', 'item_seed', 'face_style', 'mask_faces',
-           'masked_name', 'output_lock', 'mask_dataset', 'masked_emotions_mask']
+__all__ = ['DETECT_MAX', 'HOG_WINDOW', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOURS', 'CLOTH_PATTERNS',
+           'FER_UPSCALE', 'FER_FACE_BOX', 'MANIFEST_COLUMNS', 'dlib_model_path', 'hog_detector', 'cnn_detector',
+           'shape_predictor', 'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour', 'MaskLook',
+           'random_look', 'face_axes', 'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look',
+           'draw_mask', 'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'run_chunks', 'fer_landmarks',
+           'item_seed', 'face_style', 'mask_faces', 'masked_name', 'output_lock', 'mask_dataset',
+           'masked_emotions_mask']
 
 # %% ../nbs/01_masking.ipynb #c5f3b5bb
 def dlib_model_path(name:str) -> Path:
@@ -72,15 +73,18 @@ def landmarks(img:np.ndarray, # uint8 HxW or HxWx3
 
 # %% ../nbs/01_masking.ipynb #27ca900b
 DETECT_MAX = 1600  # px; larger photos are scaled down to this for detection (landmarks use full resolution)
+HOG_WINDOW = 80  # px; the smallest face dlib's HOG detector finds in an image at its own scale
 
 def detect_faces(img:np.ndarray, # uint8 HxW or HxWx3 RGB
                  cnn_fallback:bool=True, # try the CNN detector when HOG finds nothing
                  min_score:float=0.3, # drop HOG detections scoring below this
+                 min_face:int|None=None, # px: the smallest face to look for (smaller is slower); None: 40 below 800 px, else 80
                 ) -> list: # of (box, source, score), largest face first
     "Face boxes in `img`: dlib HOG first, the CNN detector as fallback."
     k = min(1.0, DETECT_MAX / max(img.shape[:2]))  # big photos are searched at DETECT_MAX px
-    small = np.ascontiguousarray(img if k == 1 else cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA))
-    up = 1 if min(small.shape[:2]) < 800 else 0
+    if min_face is not None: k = min(DETECT_MAX / max(img.shape[:2]), HOG_WINDOW / min_face)  # scaled so a min_face face fills HOG's window
+    small = np.ascontiguousarray(img if k == 1 else cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR))
+    up = 1 if min_face is None and min(small.shape[:2]) < 800 else 0
     rects, scores, _ = hog_detector().run(small, up, -0.5)
     found = [((r.left(), r.top(), r.right(), r.bottom()), 'hog', s) for r, s in zip(rects, scores) if s >= min_score]
     if not found and cnn_fallback:

@@ -4,16 +4,17 @@
 
 # %% ../nbs/02a_models.ipynb #08afd1d4
 from __future__ import annotations
-import json, socket
+import copy, importlib.util, io, json, socket, warnings, weakref
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from torch import nn, Tensor
 from .core import *
 
 # %% auto #0
-__all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'ENSEMBLE', 'TTA_ZOOMS', 'conv_bn', 'emotion_cnn', 'torchvision_model',
-           'create_model', 'Ensemble', 'save_model', 'default_model_card', 'mask_detector_card', 'find_model_card',
-           'load_model', 'card_network', 'read_card', 'load_weights', 'zoom_faces', 'face_probs']
+__all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'BUNDLED_MODELS', 'ENSEMBLE', 'BACKENDS', 'TTA_ZOOMS', 'conv_bn',
+           'emotion_cnn', 'torchvision_model', 'create_model', 'Ensemble', 'save_model', 'default_model_card',
+           'fast_model_card', 'mask_detector_card', 'find_model_card', 'load_model', 'card_network', 'read_card',
+           'load_weights', 'pick_device', 'pick_backend', 'NetRunner', 'net_runner', 'zoom_faces', 'face_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -102,13 +103,20 @@ def default_model_card() -> Path:
     "The model card of the default model bundled with the package."
     return ASSETS/'default_model.json'
 
+def fast_model_card() -> Path:
+    "The model card of the fast bundled model: one network distilled from the default one (see [model card](07_model_card.ipynb))."
+    return ASSETS/'fast_model.json'
+
+BUNDLED_MODELS = {'accurate': default_model_card, 'fast': fast_model_card}  # the names a `model` argument may give instead of a path
+
 def mask_detector_card() -> Path:
     "The model card of the bundled mask detector: is a 48 px face crop masked or bare? (see [mask_detector](03b_mask_detector.ipynb))"
     return ASSETS/'mask_detector.json'
 
 def find_model_card(model=None) -> Path:
-    "The card for `model`: None (bundled default), a card or safetensors file, or a model_dir (its best.json)."
+    "The card for `model`: None or 'accurate' (bundled default), 'fast' (the fast bundled model), a card or safetensors file, or a model_dir (its best.json)."
     if model is None: return default_model_card()
+    if isinstance(model, str) and model in BUNDLED_MODELS: return BUNDLED_MODELS[model]()  # a folder so named: pass it as ./fast
     p = Path(model)
     if p.is_dir():
         if (p/'best.json').exists(): return p/'best.json'
@@ -159,6 +167,75 @@ def load_weights(net:nn.Module, model, # see `find_model_card`
     except RuntimeError as e: raise ValueError(f'{weights}: these weights do not fit the {arch} network: {str(e)[:300]}') from None
     return net
 
+# %% ../nbs/02a_models.ipynb #a55c5993
+def pick_device(device=None, # 'cpu', 'cuda', 'cuda:N', 'mps' or a torch.device; None: the best there is
+               ) -> torch.device:
+    "`device`, checked to exist here; None: CUDA if there is a GPU, then Apple's MPS, then the CPU."
+    if device is None:
+        if torch.cuda.is_available(): return torch.device('cuda')
+        return torch.device('mps' if torch.backends.mps.is_available() else 'cpu')
+    try: d = torch.device(device)
+    except (RuntimeError, TypeError): raise ValueError(f'device {device!r}: not a device (expected cpu, cuda, cuda:N or mps)') from None
+    here = {'cpu': True, 'cuda': torch.cuda.is_available() and (d.index or 0) < torch.cuda.device_count(), 'mps': torch.backends.mps.is_available()}
+    if not here.get(d.type, False): raise ValueError(f'device {device!r}: not available on this machine')
+    return d
+
+# %% ../nbs/02a_models.ipynb #b036e8bd
+BACKENDS = ('torch', 'onnxruntime', 'openvino')  # what can run a network; all give the same probabilities
+
+def _installed(module:str) -> bool: return importlib.util.find_spec(module) is not None
+
+def pick_backend(backend:str|None=None, # one of `BACKENDS`; None: the fastest installed for `device`
+                 device=None, # see `pick_device`
+                ) -> str:
+    "`backend`, checked; None: on the CPU OpenVINO, else ONNX Runtime, else torch; torch on a GPU."
+    d = pick_device(device)
+    if backend is None: return next((b for b in ('openvino', 'onnxruntime') if _installed(b)), 'torch') if d.type == 'cpu' else 'torch'
+    if backend not in BACKENDS: raise ValueError(f'backend {backend!r}: expected one of {", ".join(BACKENDS)}')
+    if backend != 'torch' and d.type != 'cpu': raise ValueError(f"backend {backend!r} runs on the CPU: use backend='torch' on {d}")
+    if backend != 'torch' and not _installed(backend): raise ValueError(f'backend {backend!r} is not installed: pip install {backend}')
+    return backend
+
+# %% ../nbs/02a_models.ipynb #9cbd3f19
+def _onnx_bytes(net:nn.Module, card:dict) -> bytes:
+    "`net` exported to ONNX (any batch size) in memory."
+    buf, s = io.BytesIO(), card['img_size']
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice, not the user's business
+        warnings.simplefilter('ignore')
+        torch.onnx.export(net, torch.zeros(1, card.get('n_in', 1), s, s), buf, input_names=['faces'], output_names=['out'],
+                          dynamic_axes={'faces': {0: 'n'}, 'out': {0: 'n'}}, dynamo=False)
+    return buf.getvalue()
+
+class NetRunner:
+    "`net` (in eval mode) run by `backend` on `device`: called on an N x C x S x S float32 tensor, returns its N x classes output on the CPU."
+    def __init__(self, net:nn.Module, card:dict, backend:str|None=None, device=None):
+        self.device = pick_device(device); self.backend = pick_backend(backend, self.device)
+        if self.backend == 'torch':
+            self.net = copy.deepcopy(net).to(self.device).eval()
+            self.cl = self.device.type == 'cpu'  # channels-last: oneDNN's fast path on a CPU
+            if self.cl: self.net = self.net.to(memory_format=torch.channels_last)
+        elif self.backend == 'onnxruntime':
+            import onnxruntime as ort
+            self.session = ort.InferenceSession(_onnx_bytes(net, card), providers=['CPUExecutionProvider'])
+        else:
+            import openvino as ov
+            model = ov.convert_model(io.BytesIO(_onnx_bytes(net, card)))
+            self.request = ov.Core().compile_model(model, 'CPU', {'INFERENCE_PRECISION_HINT': 'f32', 'PERFORMANCE_HINT': 'LATENCY'}).create_infer_request()
+    def __call__(self, x:Tensor) -> Tensor:
+        if self.backend == 'onnxruntime': return torch.from_numpy(self.session.run(None, {'faces': x.numpy()})[0])
+        if self.backend == 'openvino': return torch.from_numpy(self.request.infer({0: x.numpy()})[0].copy())
+        x = x.to(self.device, memory_format=torch.channels_last if self.cl else torch.preserve_format)
+        with torch.inference_mode(): return self.net(x).float().cpu()
+
+_RUNNERS = weakref.WeakKeyDictionary()  # network -> {(backend, device): NetRunner}
+
+def net_runner(net:nn.Module, card:dict, backend:str|None=None, device=None) -> NetRunner:
+    "The `NetRunner` of `net` for `backend` and `device`, made once."
+    d = pick_device(device); key = (pick_backend(backend, d), str(d))
+    runners = _RUNNERS.setdefault(net, {})
+    if key not in runners: runners[key] = NetRunner(net, card, *key)
+    return runners[key]
+
 # %% ../nbs/02a_models.ipynb #37da784d
 TTA_ZOOMS = (1, 1.05)  # the zooms that training runs with tta write into their cards (chosen on PublicTest)
 
@@ -171,16 +248,20 @@ def zoom_faces(x:Tensor, # N x C x S x S
 
 def face_probs(net:nn.Module, # in eval mode
                faces, # N x S x S uint8 faces (array or list), S = the card's img_size
-               card:dict, tta:bool=True, bs:int=256) -> np.ndarray: # N x 7
+               card:dict, tta:bool=True,
+               bs:int=256, # faces per batch (each with its views)
+               backend:str|None='torch', # see `pick_backend`; None: the fastest installed
+               device=None, # see `pick_device`; None: a GPU if there is one
+              ) -> np.ndarray: # N x 7
     "Class probabilities of each face; with `tta`, averaged over its mirror image and the card's `tta_zooms`."
     if len(faces) == 0: return np.zeros((0, len(card['classes'])), np.float32)
     x = torch.as_tensor(np.asarray(faces), dtype=torch.float32)[:, None] / 255
     x = (x - card['normalize']['mean'][0]) / card['normalize']['std'][0]
     zooms = card.get('tta_zooms', [1]) if tta else [1]
-    out = []
+    run, out = net_runner(net, card, backend, device), []
     with torch.inference_mode():
         for b in x.split(bs):
             views = [zoom_faces(b, z) for z in zooms]
             if tta: views += [v.flip(-1) for v in views]
-            out.append(sum(net(v).softmax(1) for v in views) / len(views))
+            out.append(run(torch.cat(views)).softmax(1).view(len(views), len(b), -1).mean(0))  # every view in one batch
     return torch.cat(out).numpy()

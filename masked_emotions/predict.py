@@ -5,6 +5,7 @@
 # %% ../nbs/05_predict.ipynb #21f4553a
 from __future__ import annotations
 import json as jsonlib, sys
+from pathlib import Path
 from functools import lru_cache
 import cv2, numpy as np, pandas as pd
 from fastcore.script import call_parse, Param, store_true
@@ -61,22 +62,22 @@ def image_faces(img:np.ndarray, # RGB
 
 ADD_MASK = {'auto': 'auto', 'yes': True, 'no': False, True: True, False: False}  # what `add_mask` may be
 
-def masked_probs(crops:list) -> np.ndarray:
+def masked_probs(crops:list, backend:str|None=None, device=None) -> np.ndarray:
     "The bundled mask detector's probability that each 48 px gray face crop wears a mask."
     net, card = get_model(mask_detector_card())
-    return face_probs(net, crops, card, tta=False)[:, card['classes'].index('masked')]
+    return face_probs(net, crops, card, tta=False, backend=backend, device=device)[:, card['classes'].index('masked')]
 
 def _crops(gray:np.ndarray, faces:list, size:int) -> list:
     return [crop_face(gray, f.box if f.source == 'crop' else fer_frame(f.box), size) for f in faces]
 
-def _faces_and_crops(img:np.ndarray, size:int, add_mask='auto', faces:list|None=None, over_masks:bool=False, **kwargs) -> tuple:
+def _faces_and_crops(img:np.ndarray, size:int, add_mask='auto', faces:list|None=None, over_masks:bool=False, backend=None, device=None, **kwargs) -> tuple:
     "`faces` of RGB `img` (found if not given), their FER2013-framed gray crops (masked where `add_mask` says; 'auto' over worn masks too if `over_masks`), whether each wore a mask, and whether one was drawn."
     if add_mask not in ADD_MASK: raise ValueError(f"add_mask={add_mask!r}: expected 'auto', True or False")
     add_mask = ADD_MASK[add_mask]
     faces = image_faces(img, add_mask is not False, **kwargs) if faces is None else faces
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     crops = _crops(gray, faces, 48)
-    masked = masked_probs(crops) > 0.5 if faces else np.zeros(0, bool)
+    masked = masked_probs(crops, backend, device) > 0.5 if faces else np.zeros(0, bool)
     drawn = (~masked | over_masks) if add_mask == 'auto' else np.full(len(faces), add_mask)
     for f, d in zip(faces, drawn):
         if d: gray = draw_mask(gray, f.points)
@@ -91,18 +92,20 @@ def _result(face:Face, probs:np.ndarray, classes:list, masked:bool, drawn:bool) 
                 confidence=round(float(probs[i]), 4), probs={c: round(float(p), 4) for c, p in zip(classes, probs)})
 
 def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gray, any size
-            model=None, # None (bundled), model_dir, or model card / weights path
+            model=None, # None or 'accurate' (bundled), 'fast' (bundled, one network), model_dir, or model card / weights path
             add_mask='auto', # draw the grey training mask first: 'auto' on faces the mask detector finds bare (and over worn masks if the card asks), True on all, False on none
             tta:bool|None=None, # average over mirrored and zoomed views; None: as the model card says
             faces:list|None=None, # `Face`s already found in `image` (by `image_faces`); None: find them
-            **kwargs, # passed to `detect_faces` (cnn_fallback, min_score)
+            backend:str|None=None, # 'torch', 'onnxruntime' or 'openvino' (same results); None: the fastest installed (see `pick_backend`)
+            device=None, # 'cpu', 'cuda', 'mps'; None: a GPU if there is one (see `pick_device`)
+            **kwargs, # passed to `detect_faces` (cnn_fallback, min_score, min_face)
            ) -> list: # one dict per face: box, detector, masked, mask_drawn, emotion, confidence, probs
     "The emotion of every face in `image`; an empty list if none is found."
     net, card = get_model(model)
     img = load_image(image)
-    try: faces, crops, masked, drawn = _faces_and_crops(img, card['img_size'], add_mask, faces, _over_masks(card), **kwargs)
+    try: faces, crops, masked, drawn = _faces_and_crops(img, card['img_size'], add_mask, faces, _over_masks(card), backend, device, **kwargs)
     except ImageError as e: raise ImageError(f'{describe_input(image)}: {e}') from None
-    probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta)
+    probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta, backend=backend, device=device)
     return [_result(*a, card['classes'], m, d) for *a, m, d in zip(faces, probs, masked, drawn)]
 
 # %% ../nbs/05_predict.ipynb #7ff4703c
@@ -110,6 +113,7 @@ def predict_files(files:list, # image paths
                   model=None, add_mask='auto', tta:bool|None=None,
                   bs:int=256, # faces classified at once
                   progress:bool=True,
+                  backend:str|None=None, device=None, # see `predict`
                   **kwargs) -> pd.DataFrame: # one row per face (or per file without a usable face)
     "Predict the emotion of every face in many files; errors and faceless files are rows, not exceptions."
     from fastprogress.fastprogress import progress_bar
@@ -117,11 +121,11 @@ def predict_files(files:list, # image paths
     rows, crops = [], []
     files = list(files)
     for fn in progress_bar(files, leave=False) if progress and len(files) > 1 else files:
-        try: faces, cs, masked, drawn = _faces_and_crops(load_image(fn), card['img_size'], add_mask, over_masks=_over_masks(card), **kwargs)
+        try: faces, cs, masked, drawn = _faces_and_crops(load_image(fn), card['img_size'], add_mask, over_masks=_over_masks(card), backend=backend, device=device, **kwargs)
         except ImageError as e: rows.append(dict(file=str(fn), face=None, error=str(e))); continue
         if not faces: rows.append(dict(file=str(fn), face=None, error='no face found'))
         rows += [dict(file=str(fn), face=i, _face=(f, m, d), error='') for i, (f, m, d) in enumerate(zip(faces, masked, drawn))]; crops += cs
-    probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta, bs)
+    probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta, bs, backend, device)
     it = iter(probs)
     out = [dict(r, **_result((f := r.pop('_face'))[0], next(it), card['classes'], *f[1:])) if '_face' in r else r for r in rows]
     df = pd.DataFrame(out)
@@ -147,19 +151,53 @@ def _json_records(df:pd.DataFrame) -> list:
         recs.append(dict(file=fn, faces=faces, error=rows.error.iloc[0] if not faces else ''))
     return recs
 
+def _video_lines(path, rows:pd.DataFrame, outs:dict) -> list:
+    "A summary of `predict_video`'s rows for the video at `path`: each face's frames and commonest emotion, and the files written."
+    lines = [f'{path}: {rows.frame.nunique() if len(rows) else 0} frames with faces, {rows.face_id.nunique()} face(s)']
+    for fid, r in rows.groupby('face_id'):
+        top = r.emotion.value_counts()
+        lines.append(f'  face {fid}: {len(r)} frames, mostly {top.index[0]} ({top.iloc[0] / len(r):.0%} of them)')
+    return lines + ['  wrote ' + ', '.join(str(p) for p in outs.values() if p.exists())]
+
+def _predict_videos(videos:list, model, every:int, out_dir, json:bool, **kwargs) -> bool:
+    "Run `predict_video` on each of `videos`, printing a summary (to stderr with --json); whether all went well."
+    from masked_emotions.video import predict_video, video_outputs
+    ok, out = True, sys.stderr if json else sys.stdout
+    for v in videos:
+        try: print('\n'.join(_video_lines(v, predict_video(v, model, every, out_dir, **kwargs), video_outputs(v, out_dir))), file=out)
+        except ValueError as e: print(e, file=out); ok = False
+    return ok
+
 @call_parse
 def masked_emotions_predict(
-    images:Param('Image files (default: the bundled example photo, with the mask drawn)', str, nargs='*'),
-    model:Param('Model: a model_dir from masked_emotions_train or a model card (default: the bundled model)', str)=None,
+    inputs:Param('Images, videos, or folders of them (default: the bundled example photo, with the mask drawn)', str, nargs='*'),
+    model:Param('Model: fast or accurate (bundled; default accurate), a model_dir from masked_emotions_train, or a model card', str)=None,
     add_mask:Param("Draw the training mask on each face first: auto (on faces the mask detector finds bare), yes (on all; --add_mask alone), no", str, nargs='?', const='yes', choices=['auto', 'yes', 'no'])='auto',
     json:Param('Print the results as JSON', store_true)=False,
     no_tta:Param('No test-time augmentation (mirrored and zoomed views)', store_true)=False,
+    csv:Param('Write every face to this CSV (default with a folder: FOLDER.emotions.csv beside it); a rerun skips the files already in it', str)=None,
+    every:Param('Videos: detect faces every N frames and follow them in between', int)=1,
+    out_dir:Param("Videos: folder for each video's CSV, annotated MP4 and timeline PNG (default: beside the video)", str)=None,
+    backend:Param('Inference backend (default: the fastest installed; all give the same results)', str, choices=['torch', 'onnxruntime', 'openvino'])=None,
+    device:Param('cpu, cuda, cuda:N or mps (default: a GPU if there is one)', str)=None,
 ):
-    "Predict the emotion of every face in each image."
-    images = images or [str(example_photo())]  # an unmasked portrait: 'auto' masks it as the training faces were
-    try: df = predict_files(images, model, ADD_MASK[add_mask], tta=False if no_tta else None, progress=len(images) > 20)
+    "Predict the emotion of every face in each image and video, or in every image and video in a folder."
+    from masked_emotions.video import VIDEO_SUFFIXES, predict_to_csv
+    inputs = inputs or [str(example_photo())]  # an unmasked portrait: 'auto' masks it as the training faces were
+    opts = dict(add_mask=ADD_MASK[add_mask], tta=False if no_tta else None, backend=backend, device=device)
+    folders = [Path(p).resolve() for p in inputs if Path(p).is_dir()]
+    if csv is None and folders: csv = folders[0].parent/f'{folders[0].name}.emotions.csv'
+    try:
+        if csv is not None:
+            stats = predict_to_csv(inputs, csv, model, every, out_dir, **opts)
+            print(f"{csv}: {stats['files']} files ({stats['done_before']} done before), {stats['faces']} face rows written, {stats['errors']} errors")
+            sys.exit(1 if stats['errors'] else 0)
+        videos = [p for p in inputs if Path(p).suffix.lower() in VIDEO_SUFFIXES]
+        images = [p for p in inputs if p not in videos]
+        ok = _predict_videos(videos, model, every, out_dir, json, **opts)
+        df = predict_files(images, model, progress=len(images) > 20, **opts) if images else None
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_predict: {e}')
-    if json: print(jsonlib.dumps(_json_records(df), indent=1))
-    else: print('\n'.join(l for fn in dict.fromkeys(df.file) for l in _describe_faces(fn, df[df.file == fn])))
-    bad = df.error.str.len().gt(0) & (df.error != 'no face found')
-    if bad.any(): sys.exit(1)
+    if df is not None and json: print(jsonlib.dumps(_json_records(df), indent=1))
+    elif df is not None: print('\n'.join(l for fn in dict.fromkeys(df.file) for l in _describe_faces(fn, df[df.file == fn])))
+    bad = df is not None and (df.error.str.len().gt(0) & (df.error != 'no face found')).any()
+    if bad or not ok: sys.exit(1)
