@@ -176,10 +176,12 @@ def test_average_bad_arguments(tmp_path, args, msg):
 
 
 def test_predict_bundled_example():
+    from masked_emotions.predict import predict
     r = run('masked_emotions_predict')
     assert r.returncode == 0, r.stderr
     line, = r.stdout.strip().splitlines()
-    assert 'astronaut.jpg: face 1 at' in line and line.split(': ')[-1].split(' (')[0] in EMOTIONS
+    expected = predict(example_photo())[0]  # what the library says, in this process
+    assert line.startswith(f"{example_photo()}: face 1 at ") and line.endswith(f"(hog, bare, mask drawn): {expected['emotion']} ({expected['confidence']:.0%})"), line
     masked = run('masked_emotions_predict', str(example_photo()), '--add_mask')  # the unmasked example is masked first
     assert masked.returncode == 0 and masked.stdout.strip() == line, masked.stdout
 
@@ -308,3 +310,46 @@ def test_weighted_ensemble(tmp_path):
     for args, msg in [(['--member_weights', '3'], '1 member weights for 2 models'), (['--member_weights', '3,x'], "could not convert string to float: 'x'")]:
         bad = run('masked_emotions_average', tmp_path / 'a.json', tmp_path / 'b.json', '--model_dir', tmp_path / 'bad', '--ensemble', *args)
         assert bad.returncode != 0 and msg in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
+
+
+def test_predict_fast_model_any_backend():
+    from masked_emotions.predict import predict
+    outs = [run('masked_emotions_predict', '--model', 'fast', '--json', '--backend', b) for b in ('torch', 'openvino', 'onnxruntime')]
+    assert all(o.returncode == 0 for o in outs), [o.stderr for o in outs]
+    probs = [json.loads(o.stdout)[0]['faces'][0]['probs'] for o in outs]
+    expected = predict(example_photo(), model='fast', backend='torch')[0]['probs']
+    for p in probs: assert np.allclose(list(p.values()), list(expected.values()), atol=1.01e-4), (p, expected)
+    bad = run('masked_emotions_predict', '--backend', 'tflite')
+    assert bad.returncode == 2 and 'tflite' in bad.stderr and 'Traceback' not in bad.stderr
+
+
+def test_predict_video(tmp_path):
+    from masked_emotions.video import example_clip
+    clip, squares = example_clip(tmp_path / 'clip.mp4', 30, mask_from=20)
+    r = run('masked_emotions_predict', clip, '--model', 'fast', '--every', '2', '--out_dir', tmp_path / 'out')
+    assert r.returncode == 0, r.stderr
+    rows = pd.read_csv(tmp_path / 'out' / 'clip.emotions.csv')
+    assert rows.frame.tolist() == list(range(30)) and set(rows.face_id) == {1}
+    top = rows.emotion.value_counts()
+    assert f'face 1: 30 frames, mostly {top.index[0]} ({top.iloc[0] / 30:.0%} of them)' in r.stdout, r.stdout
+    assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['clip.emotions.csv', 'clip.emotions.mp4', 'clip.emotions.png']
+    (tmp_path / 'broken.mp4').write_bytes(clip.read_bytes()[:3000])
+    bad = run('masked_emotions_predict', tmp_path / 'broken.mp4', '--out_dir', tmp_path / 'out2')
+    assert bad.returncode == 1 and 'broken.mp4: not a readable video' in bad.stdout and 'Traceback' not in bad.stderr
+    assert not (tmp_path / 'out2').exists() or not any((tmp_path / 'out2').iterdir())
+
+
+def test_predict_folder_resumes(tmp_path):
+    import shutil
+    from masked_emotions.video import example_clip
+    album = tmp_path / 'album'; album.mkdir()
+    shutil.copy(example_photo(), album / 'a.jpg'); (album / 'b.jpg').write_text('not a picture')
+    example_clip(album / 'clip.mp4', 12)
+    r = run('masked_emotions_predict', album, '--model', 'fast', '--out_dir', tmp_path / 'videos')
+    csv = tmp_path / 'album.emotions.csv'
+    assert r.returncode == 1 and f'{csv}: 3 files (0 done before), 13 face rows written, 1 errors' in r.stdout, r.stdout + r.stderr
+    rows = pd.read_csv(csv)
+    assert rows.groupby('file').size().to_dict() == {str(album / 'a.jpg'): 1, str(album / 'b.jpg'): 1, str(album / 'clip.mp4'): 12}
+    again = run('masked_emotions_predict', album, '--model', 'fast')
+    assert f'{csv}: 3 files (3 done before), 0 face rows written, 0 errors' in again.stdout and again.returncode == 0
+    assert len(pd.read_csv(csv)) == len(rows)
