@@ -14,7 +14,7 @@ from fastcore.script import call_parse, Param
 from .core import *
 
 # %% auto #0
-__all__ = ['DETECT_MAX', 'HOG_WINDOW', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOURS', 'CLOTH_PATTERNS',
+__all__ = ['DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOURS', 'CLOTH_PATTERNS',
            'FER_UPSCALE', 'FER_FACE_BOX', 'MANIFEST_COLUMNS', 'dlib_model_path', 'hog_detector', 'cnn_detector',
            'shape_predictor', 'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour', 'MaskLook',
            'random_look', 'face_axes', 'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look',
@@ -73,7 +73,8 @@ def landmarks(img:np.ndarray, # uint8 HxW or HxWx3
 
 # %% ../nbs/01_masking.ipynb #27ca900b
 DETECT_MAX = 1600  # px; larger photos are scaled down to this for detection (landmarks use full resolution)
-HOG_WINDOW = 80  # px; the smallest face dlib's HOG detector finds in an image at its own scale
+HOG_WINDOW = 80  # px; the smallest face dlib's HOG detector finds in an image at its own scale (its CNN detector, about the same)
+CNN_MAX = 640  # px; the CNN fallback searches a copy at most this long, never upsampled: a second or less, not ten
 
 def detect_faces(img:np.ndarray, # uint8 HxW or HxWx3 RGB
                  cnn_fallback:bool=True, # try the CNN detector when HOG finds nothing
@@ -88,7 +89,9 @@ def detect_faces(img:np.ndarray, # uint8 HxW or HxWx3 RGB
     rects, scores, _ = hog_detector().run(small, up, -0.5)
     found = [((r.left(), r.top(), r.right(), r.bottom()), 'hog', s) for r, s in zip(rects, scores) if s >= min_score]
     if not found and cnn_fallback:
-        found = [((d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom()), 'cnn', d.confidence) for d in cnn_detector()(small, up)]
+        kc = min(CNN_MAX / max(img.shape[:2]), 1.0, HOG_WINDOW / max(min_face or 0, HOG_WINDOW))
+        cs = np.ascontiguousarray(img if kc == 1 else cv2.resize(img, None, fx=kc, fy=kc, interpolation=cv2.INTER_AREA))
+        found = [(tuple(v * k / kc for v in (d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom())), 'cnn', d.confidence) for d in cnn_detector()(cs, 0)]
     found = [(tuple(int(round(v / k)) for v in box), src, score) for box, src, score in found]
     return sorted(found, key=lambda f: -(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))
 
