@@ -74,7 +74,7 @@ def landmarks(img:np.ndarray, # uint8 HxW or HxWx3
 # %% ../nbs/01_masking.ipynb #27ca900b
 DETECT_MAX = 1600  # px; larger photos are scaled down to this for detection (landmarks use full resolution)
 HOG_WINDOW = 80  # px; the smallest face dlib's HOG detector finds in an image at its own scale (its CNN detector, about the same)
-CNN_MAX = 640  # px; the CNN fallback searches a copy at most this long, never upsampled: a second or less, not ten
+CNN_MAX = 480  # px; the CNN fallback searches a copy at most this long, never upsampled: half a second, not nine
 
 def detect_faces(img:np.ndarray, # uint8 HxW or HxWx3 RGB
                  cnn_fallback:bool=True, # try the CNN detector when HOG finds nothing

@@ -1,0 +1,78 @@
+"""Speed of the inference paths on this machine: run it with nothing else running.
+
+    python tools/benchmark_speed.py [--quick]
+
+Prints a markdown table: faces/s on 512 batched 48 px crops for each bundled model and backend, with
+"before" (the per-view torch loop of face_probs before the fast path, measured in the same run); one
+640x480 photo end to end; the detector (HOG, and the CNN fallback on a photo HOG misses); and video
+frames/s on a 640x480, 30 fps clip with one face. Every figure is the median of 3 runs.
+"""
+import statistics, sys, tempfile, time
+from pathlib import Path
+import cv2, numpy as np, torch
+from masked_emotions.core import load_image, example_photo
+from masked_emotions.models import face_probs, zoom_faces, BACKENDS, _installed
+from masked_emotions.predict import get_model, predict
+from masked_emotions.masking import detect_faces
+from masked_emotions.video import example_clip, predict_video, video_frames
+
+RUNS = 3
+
+
+def median_rate(f, n: int) -> tuple:
+    "Median items/s of `RUNS` timed calls of `f` (after one warm-up call), and each run's rate."
+    f(); rates = []
+    for _ in range(RUNS): t = time.perf_counter(); f(); rates.append(n / (time.perf_counter() - t))
+    return statistics.median(rates), rates
+
+
+def before_face_probs(net, faces, card, tta=True, bs=256):
+    "face_probs as it was before the fast path: torch, one call per TTA view, contiguous memory."
+    x = torch.as_tensor(np.asarray(faces), dtype=torch.float32)[:, None] / 255
+    x = (x - card['normalize']['mean'][0]) / card['normalize']['std'][0]
+    zooms = card.get('tta_zooms', [1]) if tta else [1]
+    out = []
+    with torch.inference_mode():
+        for b in x.split(bs):
+            views = [zoom_faces(b, z) for z in zooms]
+            if tta: views += [v.flip(-1) for v in views]
+            out.append(sum(net(v).softmax(1) for v in views) / len(views))
+    return torch.cat(out).numpy()
+
+
+def fmt(rate, rates, unit=''): return f"{rate:,.0f}{unit} ({', '.join(f'{r:,.0f}' for r in rates)})"
+
+
+def main(quick=False):
+    clip_dir = Path(tempfile.mkdtemp())
+    clip, squares = example_clip(clip_dir / 'clip.mp4', 60 if quick else 150)
+    frame = next(video_frames(clip)[2])[2]  # 640x480, one face of ~100 px
+    crop = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[squares[0][1]:squares[0][3], squares[0][0]:squares[0][2]], (48, 48))
+    faces = np.stack([crop] * 512)
+    print(f'torch threads: {torch.get_num_threads()}\n')
+    print('| model | path | 48 px faces/s (runs) |\n|---|---|---|')
+    for name in ('accurate', 'fast'):
+        net, card = get_model(name); tta = card.get('tta', False)
+        rate = median_rate(lambda: before_face_probs(net, faces, card, tta), len(faces))
+        print(f"| {name} (TTA {'on' if tta else 'off'}) | before: torch, a call per view | {fmt(*rate)} |", flush=True)
+        for b in [b for b in BACKENDS if b == 'torch' or _installed(b)]:
+            rate = median_rate(lambda: face_probs(net, faces, card, tta, backend=b, device='cpu'), len(faces))
+            print(f'| {name} | {b} | {fmt(*rate)} |', flush=True)
+    print('\n| what | median ms (runs) |\n|---|---|')
+    stretched = cv2.resize(load_image(example_photo()), (640, 480))
+    for label, f in [('HOG, 640x480, default (faces from 40 px)', lambda: detect_faces(frame)),
+                     ('HOG, 640x480, min_face=80', lambda: detect_faces(frame, min_face=80)),
+                     ('HOG misses, CNN fallback, 640x480', lambda: detect_faces(stretched)),
+                     ('photo 640x480 end to end, fast model', lambda: predict(frame, model='fast')),
+                     ('photo 640x480 end to end, fast model, min_face=80', lambda: predict(frame, model='fast', min_face=80)),
+                     ('photo 640x480 end to end, accurate model', lambda: predict(frame))]:
+        ms = [1000 / r for r in median_rate(f, 1)[1]]
+        print(f"| {label} | {statistics.median(ms):.0f} ({', '.join(f'{m:.0f}' for m in ms)}) |", flush=True)
+    print('\n| video, 640x480 30 fps, one face | frames/s (runs) |\n|---|---|')
+    n = len(squares)
+    for model, every in [('fast', 1), ('fast', 2), ('fast', 3), ('accurate', 1), ('accurate', 3)]:
+        rate = median_rate(lambda: predict_video(clip, model, every, clip_dir / 'out', progress=False), n)
+        print(f'| {model}, every={every} | {rate[0]:.1f} ({", ".join(f"{r:.1f}" for r in rate[1])}) |', flush=True)
+
+
+if __name__ == '__main__': main('--quick' in sys.argv)
