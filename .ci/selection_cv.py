@@ -17,7 +17,7 @@ SETTINGS = [(10, None), (1, None), (20, None), (30, 10), (100, 10)]  # (rounds, 
 
 def cv_table(probs:list, y, settings=SETTINGS, splits:int=20, seed:int=0) -> dict:
     "{setting: [(held-out accuracy, distinct networks) for each half]}: selection on one half of the faces, scored on the other."
-    from masked_emotions.learner import ensemble_selection
+    from masked_emotions.ensembles import ensemble_selection
     rng, res = np.random.default_rng(seed), {s: [] for s in settings}
     for _ in range(splits):
         perm = rng.permutation(len(y)); halves = perm[:len(y) // 2], perm[len(y) // 2:]
@@ -52,7 +52,7 @@ if __name__ == '__main__':
     splits = int(splits)
     from masked_emotions.data import emotion_dataloaders
     from masked_emotions.models import load_model
-    from masked_emotions.learner import _split_probs
+    from masked_emotions.ensembles import _split_probs
     try: models = [load_model(m) for m in args[1:]]
     except (FileNotFoundError, ValueError) as e: sys.exit(f'selection_cv: {e}')
     dls = emotion_dataloaders(args[0], img_size=models[0][1]['img_size'], aug=False, progress=False)
