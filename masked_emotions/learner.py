@@ -20,9 +20,9 @@ from .data import emotion_dataloaders
 from .masking import MASK_TYPES
 
 # %% auto #0
-__all__ = ['PRESETS', 'check_mixup', 'check_distill', 'emotion_learner', 'restandardise', 'Distill', 'BF16Training', 'versions',
-           'RunFiles', 'model_card', 'privatetest_predictions', 'plot_history', 'train', 'fit_run', 'finish_run',
-           'masked_emotions_train']
+__all__ = ['OPTIMIZERS', 'PRESETS', 'ORIGINAL_MODELS', 'check_mixup', 'check_distill', 'check_optimizer', 'emotion_learner',
+           'restandardise', 'Distill', 'BF16Training', 'versions', 'RunFiles', 'model_card', 'privatetest_predictions',
+           'plot_history', 'train', 'fit_run', 'finish_run', 'masked_emotions_train']
 
 # %% ../nbs/03_learner.ipynb #5c465839
 def check_mixup(mixup:float) -> None:
@@ -37,30 +37,42 @@ def check_distill(teacher, distill_alpha:float, temperature:float, mixup:float=0
         find_model_card(teacher)  # FileNotFoundError naming the teacher
         if mixup: raise ValueError('a teacher and mixup together are not supported: choose one')
 
+OPTIMIZERS = ('adamw', 'sgd', 'original')  # see the list above
+
+def check_optimizer(optimizer:str|None, momentum:float|None) -> str:
+    "`optimizer`, checked, or the default that `momentum` implies."
+    if optimizer is None: return 'adamw' if momentum is None else 'sgd'
+    if optimizer not in OPTIMIZERS: raise ValueError(f"unknown optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZERS)}")
+    if optimizer == 'adamw' and momentum is not None: raise ValueError(f"momentum {momentum} is for SGD: use optimizer 'sgd' or 'original', or drop momentum")
+    return optimizer
+
 def emotion_learner(dls, # from `emotion_dataloaders`
                     arch:str='emotion_cnn', # one of `ARCHS`
                     pretrained:bool=False, weights:str|None=None, # see `create_model`
-                    momentum:float|None=None, # SGD with this momentum; None: AdamW
-                    wd:float=0.01, # weight decay
+                    momentum:float|None=None, # SGD's momentum (0 included); None: AdamW, or 0 with an SGD `optimizer`
+                    wd:float=0.01, # weight decay (none with `optimizer='original'`)
                     label_smoothing:float=0.1,
                     mixup:float=0., # MixUp's alpha: train on blends of image pairs and of their labels; 0: off
                     teacher=None, # distil from this model (see `find_model_card`); None: labels only
                     distill_alpha:float=0.5, temperature:float=2., # see `Distill`
                     bf16:bool=False, # train in bfloat16 mixed precision: see `BF16Training`
+                    optimizer:str|None=None, # one of `OPTIMIZERS`; None: 'sgd' if `momentum` is given, else 'adamw'
                     **kwargs) -> Learner: # passed to `Learner`
     "A fastai Learner for masked-emotion recognition with architecture `arch`."
     from fastai.callback.channelslast import ChannelsLast
     min_size = TORCHVISION_ARCHS.get(arch, 32)
     if dls.img_size < min_size: raise ValueError(f'{arch} needs images of at least {min_size} px: pass img_size={min_size} or more')
     check_mixup(mixup); check_distill(teacher, distill_alpha, temperature, mixup)
-    opt_func = (lambda p, lr: SGD(p, lr, mom=momentum, wd=wd)) if momentum else Adam
+    optimizer = check_optimizer(optimizer, momentum)
+    if optimizer == 'original': wd = 0.
+    opt_func = Adam if optimizer == 'adamw' else (lambda p, lr, **kw: SGD(p, lr, mom=momentum or 0., wd=wd))
     learn = Learner(dls, create_model(arch, len(dls.vocab), 1, pretrained, weights), opt_func=opt_func, wd=wd,
                     loss_func=CrossEntropyLossFlat(label_smoothing=label_smoothing), metrics=accuracy, **kwargs)
     learn.add_cb(ChannelsLast())
     if mixup: learn.add_cb(MixUp(mixup))
     if teacher is not None: learn.add_cb(Distill(*load_model(teacher), distill_alpha, temperature))
     if bf16: learn.add_cb(BF16Training())
-    learn.arch, learn.momentum = arch, momentum
+    learn.arch, learn.momentum, learn.optimizer = arch, momentum or 0., optimizer
     return learn
 
 # %% ../nbs/03_learner.ipynb #91c75993
@@ -114,14 +126,15 @@ class BF16Training(Callback):
 PRESETS = {
     'default':               dict(model='emotion_cnn', learning_rate=3e-3, num_epochs=20, batch_size=64, data_aug=True, tta=True),
     'real_masks':            dict(model='emotion_cnn', learning_rate=3e-3, num_epochs=20, batch_size=64, data_aug=True, tta=True, mask_types=('grey', 'surgical', 'cloth')),
-    'alexnet':               dict(model='alexnet', learning_rate=0.005, num_epochs=150, momentum=0.9, img_size=64, data_aug=True),
-    'vgg11':                 dict(model='vgg11_bn', learning_rate=0.005, num_epochs=150, momentum=0.9, data_aug=True),
-    'vgg19':                 dict(model='vgg19_bn', learning_rate=0.01, num_epochs=200, momentum=0.9, data_aug=True),
-    'resnet18':              dict(model='resnet18', learning_rate=0.005, num_epochs=150, momentum=0.9, data_aug=True),
-    'densenet121-lr0.001':   dict(model='densenet121', learning_rate=0.001, num_epochs=150, momentum=0.9, data_aug=True),
-    'densenet121-lr0.0025':  dict(model='densenet121', learning_rate=0.0025, num_epochs=150, momentum=0.9, data_aug=True),
-    'densenet121-lr0.01':    dict(model='densenet121', learning_rate=0.01, num_epochs=200, momentum=0.9, data_aug=True),
+    'alexnet':               dict(model='alexnet', learning_rate=0.005, num_epochs=150, optimizer='original', img_size=224, data_aug=True),
+    'vgg11':                 dict(model='vgg11_bn', learning_rate=0.005, num_epochs=150, optimizer='original', img_size=224, data_aug=True),
+    'vgg19':                 dict(model='vgg19_bn', learning_rate=0.01, num_epochs=200, optimizer='original', img_size=224, data_aug=True),
+    'resnet18':              dict(model='resnet18', learning_rate=0.005, num_epochs=150, optimizer='original', img_size=224, data_aug=True),
+    'densenet121-lr0.001':   dict(model='densenet121', learning_rate=0.001, num_epochs=150, optimizer='original', img_size=224, data_aug=True),
+    'densenet121-lr0.0025':  dict(model='densenet121', learning_rate=0.0025, num_epochs=150, optimizer='original', img_size=224, data_aug=True),
+    'densenet121-lr0.01':    dict(model='densenet121', learning_rate=0.01, num_epochs=200, optimizer='original', img_size=224, data_aug=True),
 }
+ORIGINAL_MODELS = {'alexnet': 'alexnet', 'vgg': 'vgg19_bn', 'resnet': 'resnet18', 'densenet': 'densenet121'}  # the original's --model names
 
 # %% ../nbs/03_learner.ipynb #c9c9c567
 def versions() -> dict:
@@ -203,11 +216,14 @@ def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle 
           teacher=None, distill_alpha:float=0.5, temperature:float=2., # distil from this model: see `Distill`
           bf16:bool=False, # bfloat16 mixed precision: see `BF16Training`
           mask_types:tuple|None=None, # draw masks of these styles while training (`data_loc` unmasked): see `emotion_dataloaders`
+          optimizer:str|None=None, # see `emotion_learner`
           command=None) -> Path:
     "Train `model` on masked FER2013 into `model_dir`, as `masked_emotions_train` does; return `model_dir`."
     if not learning_rate or learning_rate <= 0: raise ValueError(f'learning_rate must be positive, got {learning_rate}')
     if num_epochs < 1: raise ValueError(f'num_epochs must be at least 1, got {num_epochs}')
-    if model not in ARCHS: raise ValueError(f"unknown model {model!r}: expected one of {', '.join(ARCHS)}")
+    model = ORIGINAL_MODELS.get(model, model)
+    if model not in ARCHS: raise ValueError(f"unknown model {model!r}: expected one of {', '.join(ARCHS)} (or the original's {', '.join(ORIGINAL_MODELS)})")
+    check_optimizer(optimizer, momentum)
     check_mixup(mixup); check_distill(teacher, distill_alpha, temperature, mixup)  # before the data are read
     model_dir = Path(model_dir or Path('runs')/model)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items() if k != 'command'}
@@ -217,7 +233,7 @@ def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle 
     set_seed(seed, reproducible=False)
     dls = emotion_dataloaders(data_loc, bs=batch_size, img_size=img_size, aug=data_aug, mask_types=mask_types, mask_seed=seed, progress=verbose)
     learn = emotion_learner(dls, model, pretrained, weights, momentum, mixup=mixup, teacher=teacher, distill_alpha=distill_alpha,
-                            temperature=temperature, bf16=bf16, path=model_dir, model_dir='.')
+                            temperature=temperature, bf16=bf16, optimizer=optimizer, path=model_dir, model_dir='.')
     return fit_run(learn, model_dir, settings, num_epochs, learning_rate, resume, save_predictions, verbose)
 
 # %% ../nbs/03_learner.ipynb #27eaf007
@@ -252,10 +268,11 @@ def fit_run(learn, model_dir:Path, settings:dict, num_epochs:int, lr:float, resu
             if len(log) < len(names) + 1: return
             print(f'epoch {log[0] + 1}/{num_epochs}: ' + ', '.join(f'{n} {v:.4f}' if isinstance(v, float) else f'{n} {v}' for n, v in zip(names, log[1:])), flush=True)
         learn.logger = logger
-    moms = (learn.momentum,) * 3 if learn.momentum else (0.95, 0.85, 0.95)
+    moms = (0.95, 0.85, 0.95) if learn.optimizer == 'adamw' else (learn.momentum,) * 3  # SGD's momentum stays fixed, 0 included
     if num_distrib() > 1: import fastai.distributed  # needs `pip install accelerate`; adds Learner.distrib_ctx
     with learn.distrib_ctx() if num_distrib() > 1 else nullcontext():
-        if start < num_epochs: learn.fit_one_cycle(num_epochs, lr, moms=moms, cbs=cbs, start_epoch=start)
+        if start < num_epochs and learn.optimizer == 'original': learn.fit(num_epochs, lr, cbs=cbs, start_epoch=start)  # a constant learning rate
+        elif start < num_epochs: learn.fit_one_cycle(num_epochs, lr, moms=moms, cbs=cbs, start_epoch=start)
     return finish_run(learn, model_dir, card, save_predictions)
 
 # %% ../nbs/03_learner.ipynb #3e9bdfe2
@@ -278,7 +295,7 @@ def finish_run(learn, model_dir:Path, card:dict, save_predictions:bool) -> Path:
 @call_parse
 def masked_emotions_train(
     data_loc:Param('FER2013: masked folder, or image folder / Kaggle CSV to mask once (cached)', str)=None,
-    model:Param(f"Architecture: {', '.join(ARCHS)}", str)=None,
+    model:Param(f"Architecture: {', '.join(ARCHS)}, or the original's names {', '.join(ORIGINAL_MODELS)}", str)=None,
     model_dir:Param('Folder for the run: settings, history, plot, best/final weights and cards', str)=None,
     batch_size:Param('Batch size', int)=None,
     learning_rate:Param('Peak learning rate of the one-cycle schedule', float)=None,
@@ -288,7 +305,8 @@ def masked_emotions_train(
     weights:Param('Start from these weights: a torchvision .pth file, or a model trained here (model_dir, card or .safetensors) to fine-tune', str)=None,
     data_aug:Param('Augment training batches (flip, rotation, zoom, lighting)', store_true)=False,
     save_predictions:Param('Write test_predictions.csv (PrivateTest)', store_true)=False,
-    momentum:Param('Train with SGD and this momentum (default: AdamW)', float)=None,
+    momentum:Param('Train with SGD and this momentum, 0 included (default: AdamW; 0 with --optimizer sgd or original)', float)=None,
+    optimizer:Param("adamw, sgd, or original (the original project's: plain SGD, no weight decay, constant learning rate); default: sgd with --momentum, else adamw", str)=None,
     img_size:Param('Image size the model sees (default 48; 64 for alexnet)', int)=None,
     preset:Param(f"Named configuration: {', '.join(PRESETS)}", str)=None,
     resume:Param('Continue an interrupted run in model_dir from its checkpoint', store_true)=False,
@@ -303,7 +321,7 @@ def masked_emotions_train(
 ):
     "Train an emotion model on masked FER2013."
     if preset is not None and preset not in PRESETS: sys.exit(f"masked_emotions_train: unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
-    given = dict(model=model, batch_size=batch_size, learning_rate=learning_rate, num_epochs=num_epochs, momentum=momentum, img_size=img_size)
+    given = dict(model=model, batch_size=batch_size, learning_rate=learning_rate, num_epochs=num_epochs, momentum=momentum, img_size=img_size, optimizer=optimizer)
     args = dict(PRESETS.get(preset, {}))
     args.update({k: v for k, v in given.items() if v is not None})
     for flag, on in dict(data_aug=data_aug, tta=tta).items(): args[flag] = args.get(flag, False) or on

@@ -353,3 +353,30 @@ def test_predict_folder_resumes(tmp_path):
     again = run('masked_emotions_predict', album, '--model', 'fast')
     assert f'{csv}: 3 files (3 done before), 0 face rows written, 0 errors' in again.stdout and again.returncode == 0
     assert len(pd.read_csv(csv)) == len(rows)
+
+
+def test_original_readme_command(fer_folder, tmp_path):
+    "The original README's example command, with this project's console name, one epoch on the miniature."
+    import os, subprocess, torchvision
+    cmd = ['masked_emotions_train', '--model', 'alexnet', '--batch_size', '24', '--learning_rate', '0.0025', '--num_epochs', '1', '--verbose',
+           '--data_aug', '--save_predictions', '--data_loc', str(fer_folder)]
+    env = dict(os.environ, TORCH_HOME=str(tmp_path / 'torch'), PYTHONWARNINGS='ignore')  # no cached ImageNet weights
+    pre = subprocess.run(cmd + ['--pretrained', '--model_dir', str(tmp_path / 'pre')], capture_output=True, text=True, env=env)
+    if pre.returncode != 0:  # offline, as CI is: one clear line, no traceback
+        assert 'pretrained weights for AlexNet_Weights.IMAGENET1K_V1 must be downloaded' in pre.stderr and 'Traceback' not in pre.stderr, pre.stderr
+    torch.save(torchvision.models.alexnet().state_dict(), tmp_path / 'alexnet.pth')  # ImageNet-shaped weights from a file instead
+    r = run(*cmd, '--weights', tmp_path / 'alexnet.pth', '--model_dir', tmp_path / 'run')
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / 'run' / 'best.json').read_text())
+    assert card['arch'] == 'alexnet' and (tmp_path / 'run' / 'test_predictions.csv').exists()
+    vgg = run('masked_emotions_train', '--model', 'vgg', '--optimizer', 'original', '--img_size', '32', '--num_epochs', '1', '--batch_size', '16',
+              '--data_loc', fer_folder, '--model_dir', tmp_path / 'vgg')
+    assert vgg.returncode == 0 and json.loads((tmp_path / 'vgg' / 'best.json').read_text())['arch'] == 'vgg19_bn', vgg.stderr
+
+
+def test_learner_module_runs_once(fer_folder, tmp_path):
+    "python -m masked_emotions.learner trains and exits 0 (it used to run the average command too, and exit 2)."
+    import sys, subprocess
+    r = subprocess.run([sys.executable, '-m', 'masked_emotions.learner', '--data_loc', str(fer_folder), '--num_epochs', '1', '--batch_size', '16',
+                        '--model_dir', str(tmp_path / 'run')], capture_output=True, text=True)
+    assert r.returncode == 0 and (tmp_path / 'run' / 'best.json').exists(), r.stderr[-2000:]
