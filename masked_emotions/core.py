@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #0996d32f
 from __future__ import annotations
-import io, os, tempfile, warnings
+import io, os, sys, tempfile, warnings
 from contextlib import contextmanager
 from pathlib import Path
 import numpy as np
@@ -12,20 +12,24 @@ import pandas as pd
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 # %% auto #0
-__all__ = ['EMOTIONS', 'MAX_PIXELS', 'ASSETS', 'ASTRONAUT_FACE', 'SPLITS', 'ITEM_COLUMNS', 'IMAGE_SUFFIXES', 'FOLDER_SPLITS',
-           'emotion_label', 'ImageError', 'describe_input', 'load_image', 'example_photo', 'atomic_path', 'save_image',
-           'synthetic_faces', 'synthetic_fer2013', 'kaggle_csv_items', 'folder_items', 'labelled_csv_items',
-           'fer2013_items', 'read_item']
+__all__ = ['EMOTIONS', 'EMOTION_SYNONYMS', 'NOT_FER_EMOTIONS', 'MAX_PIXELS', 'ASSETS', 'ASTRONAUT_FACE', 'SPLITS', 'ITEM_COLUMNS',
+           'IMAGE_SUFFIXES', 'FOLDER_SPLITS', 'emotion_label', 'ImageError', 'describe_input', 'load_image',
+           'example_photo', 'atomic_path', 'save_image', 'synthetic_faces', 'synthetic_fer2013', 'kaggle_csv_items',
+           'folder_items', 'labelled_csv_items', 'fer2013_items', 'read_item']
 
 # %% ../nbs/00_core.ipynb #1c120b1f
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
 
 # %% ../nbs/00_core.ipynb #1e3b5504
+EMOTION_SYNONYMS = {'anger': 'angry', 'happiness': 'happy', 'sadness': 'sad', 'surprised': 'surprise', 'fearful': 'fear', 'disgusted': 'disgust'}  # the original's second data set spells emotions as nouns
+NOT_FER_EMOTIONS = ('contempt',)  # labels of other data sets that are not among FER2013's seven
+
 def emotion_label(x) -> str:
-    "The FER2013 emotion name for `x`: a code 0-6 (int or digit string) or a name in any case."
+    "The FER2013 emotion name for `x`: a code 0-6 (int or digit string), or a name or one of `EMOTION_SYNONYMS` in any case."
     s = str(x).strip().lower()
     if s.isdigit() and int(s) < len(EMOTIONS): return EMOTIONS[int(s)]
-    if s in EMOTIONS: return s
+    if s in EMOTIONS or s in EMOTION_SYNONYMS: return EMOTION_SYNONYMS.get(s, s)
+    if s in NOT_FER_EMOTIONS: raise ValueError(f"{s} is not one of FER2013's seven emotions")
     raise ValueError(f"unknown emotion {x!r}: expected a code 0-6 or one of {', '.join(EMOTIONS)}")
 
 # %% ../nbs/00_core.ipynb #047d3b00
@@ -215,17 +219,44 @@ def folder_items(path) -> pd.DataFrame:
                              file=[str(f) for f in files], pixels=None), columns=ITEM_COLUMNS)
 
 # %% ../nbs/00_core.ipynb #ca521f10
-def labelled_csv_items(path) -> pd.DataFrame:
-    "Items of a CSV of image paths (column file, path or image) and emotions (emotion or label), with an optional split column."
+def _split_70_20_10(n:int, seed:int=0) -> np.ndarray:
+    "A seeded random split of `n` items: 70% Training, 20% PublicTest (validation), 10% PrivateTest (test)."
+    order = np.random.default_rng(seed).permutation(n)
+    split = np.empty(n, dtype=object)
+    n_train, n_valid = round(0.7 * n), round(0.2 * n)
+    split[order[:n_train]], split[order[n_train:n_train + n_valid]], split[order[n_train + n_valid:]] = SPLITS
+    return split
+
+def _image_file(f:str, root:Path) -> Path:
+    "The image `f` names: absolute, beside the CSV, or in an images/ folder beside it (the original's legend.csv layout)."
+    p = Path(f)
+    if p.is_absolute(): return p
+    return root/'images'/p if not (root/p).exists() and (root/'images').is_dir() else root/p
+
+def labelled_csv_items(path, # CSV: an image column (file, path or image) and an emotion column (emotion or label), split optional
+                       seed:int=0, # of the 70/20/10 split made when the CSV has no split (or usage) column
+                       report:bool=True, # print what was dropped, and why
+                      ) -> pd.DataFrame:
+    "Items of a CSV of image paths and emotions, as the original's legend.csv: labels in any spelling; `contempt` rows and rows whose image is missing dropped, counted in `attrs` and reported."
     path = Path(path)
     df = _norm_cols(pd.read_csv(path, dtype=str))
     fcol = next((c for c in ('file', 'path', 'image') if c in df.columns), None)
     lcol = next((c for c in ('emotion', 'label') if c in df.columns), None)
     if fcol is None or lcol is None: _need(df, ['file' if fcol is None else fcol, 'emotion' if lcol is None else lcol], path)
-    files = [str(Path(f) if Path(f).is_absolute() else path.parent / f) for f in df[fcol]]
-    split = df['split'] if 'split' in df.columns else df['usage'] if 'usage' in df.columns else 'Training'
-    return pd.DataFrame(dict(name=[Path(f).stem for f in files], label=[emotion_label(e) for e in df[lcol]], split=split,
-                             source=files, file=files, pixels=None), columns=ITEM_COLUMNS)
+    scol = next((c for c in ('split', 'usage') if c in df.columns), None)
+    df['split'] = df[scol] if scol else _split_70_20_10(len(df), seed)
+    if not df.split.isin(SPLITS).all(): raise ValueError(f"{path}: {scol} must be one of {', '.join(SPLITS)}; found {sorted(set(df.split) - set(SPLITS))}")
+    other = df[lcol].str.strip().str.lower().isin(NOT_FER_EMOTIONS)
+    files = pd.Series([str(_image_file(f, path.parent)) for f in df[fcol]], index=df.index)
+    missing = ~other & ~files.map(lambda f: Path(f).is_file())
+    keep = ~other & ~missing
+    out = pd.DataFrame(dict(name=[f'{s}_{Path(f).stem}' for s, f in zip(df.split[keep], files[keep])], label=[emotion_label(e) for e in df[lcol][keep]],
+                            split=df.split[keep].values, source=files[keep].values, file=files[keep].values, pixels=None), columns=ITEM_COLUMNS)
+    out.attrs['dropped'] = {lab: int((df[lcol][other].str.strip().str.lower() == lab).sum()) for lab in NOT_FER_EMOTIONS} | dict(missing_images=files[missing].tolist())
+    if report and (other.any() or missing.any()):
+        print(f"{path}: {len(out)} images; dropped {int(other.sum())} labelled {'/'.join(NOT_FER_EMOTIONS)} (not one of FER2013's seven emotions) and "
+              f"{int(missing.sum())} whose image is missing" + (f": {', '.join(files[missing][:5])}" + (' ...' if missing.sum() > 5 else '') if missing.any() else ''), file=sys.stderr)
+    return out
 
 # %% ../nbs/00_core.ipynb #d13c5e7b
 def fer2013_items(src) -> pd.DataFrame:

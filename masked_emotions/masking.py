@@ -19,7 +19,7 @@ __all__ = ['DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'MASK_POINTS', 'MASK_STYLES', 
            'shape_predictor', 'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour', 'MaskLook',
            'random_look', 'face_axes', 'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look',
            'draw_mask', 'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'run_chunks', 'fer_landmarks',
-           'item_seed', 'face_style', 'mask_faces', 'masked_name', 'output_lock', 'mask_dataset',
+           'item_seed', 'face_style', 'mask_faces', 'masked_name', 'fer_crop', 'output_lock', 'mask_dataset',
            'masked_emotions_mask']
 
 # %% ../nbs/01_masking.ipynb #c5f3b5bb
@@ -405,6 +405,17 @@ def masked_name(row) -> str:
     "Relative output path of an item: the image-folder layout, as PNG."
     return f"{'train' if row['split'] == 'Training' else 'test'}/{row['label']}/{row['name']}.png"
 
+# %% ../nbs/01_masking.ipynb #6a9c0c8b
+def fer_crop(img:np.ndarray, # uint8 HxW or HxWx3: a face crop, or a photo
+            ) -> np.ndarray: # the face crop as given, or the photo's largest face as a 48x48 FER2013-framed crop
+    "A FER2013-style face from `img`: itself if it is a face crop (at most 64 px a side), else its largest face, framed and cropped to 48 px."
+    from masked_emotions.predict import CROP_MAX, fer_frame, crop_face  # predict builds on this module: imported when needed
+    if max(img.shape[:2]) <= CROP_MAX: return img
+    found = detect_faces(img if img.ndim == 3 else np.dstack([img] * 3), cnn_fallback=False)
+    if not found: raise ImageError(f'{img.shape[1]}x{img.shape[0]} photo: no face found')
+    gray = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    return crop_face(gray, fer_frame(found[0][0]))
+
 # %% ../nbs/01_masking.ipynb #68e0a82d
 MANIFEST_COLUMNS = ['file', 'source', 'label', 'split', 'landmarks', 'mask', 'mask_seed', 'status']
 
@@ -413,7 +424,7 @@ def _mask_item(row:dict, dst:Path, style, seed:int) -> dict:
     from PIL import Image, PngImagePlugin
     out = dict(file=masked_name(row), source=row['source'], label=row['label'], split=row['split'])
     try:
-        face, s = read_item(row), item_seed(seed, row['index'])
+        face, s = fer_crop(read_item(row)), item_seed(seed, row['index'])
         look = mask_look(style, s)
         m, f = mask_fer_face(face, look or style)
         meta = dict(landmarks=f.source, mask=look.kind if look else str(style), mask_seed=str(s) if look else '')

@@ -380,3 +380,30 @@ def test_learner_module_runs_once(fer_folder, tmp_path):
     r = subprocess.run([sys.executable, '-m', 'masked_emotions.learner', '--data_loc', str(fer_folder), '--num_epochs', '1', '--batch_size', '16',
                         '--model_dir', str(tmp_path / 'run')], capture_output=True, text=True)
     assert r.returncode == 0 and (tmp_path / 'run' / 'best.json').exists(), r.stderr[-2000:]
+
+
+def test_legend_csv_masked_and_trained(tmp_path):
+    "The original's second data set: legend.csv (user.id,image,emotion) and images/ beside it, labels in mixed case, one contempt, one missing image."
+    import cv2
+    from masked_emotions.core import load_image, save_image
+    root = tmp_path / 'facial_expressions'; (root / 'images').mkdir(parents=True)
+    photo, rng = load_image(example_photo()), np.random.default_rng(0)
+    labels = ['HAPPINESS', 'sadness', 'Anger', 'surprise', 'fear', 'disgust', 'neutral'] * 2 + ['contempt', 'happiness']
+    for i in range(len(labels)):  # real-size photos of the example face: scaled, shifted, lit differently
+        side = int(rng.integers(300, 420)); dx, dy = rng.integers(-20, 21, 2)
+        img = cv2.resize(np.roll(photo, (int(dy), int(dx)), axis=(0, 1)), (side, side)).astype(np.float32) * rng.uniform(0.7, 1.2)
+        save_image(np.clip(img, 0, 255).astype(np.uint8), root / 'images' / f'photo{i}.jpg')
+    (root / 'images' / f'photo{len(labels) - 1}.jpg').unlink()  # the last row's image is missing
+    pd.DataFrame({'user.id': ['jhamski'] * len(labels), 'image': [f'photo{i}.jpg' for i in range(len(labels))], 'emotion': labels}).to_csv(root / 'legend.csv', index=False)
+    r = run('masked_emotions_mask', root / 'legend.csv', tmp_path / 'masked')
+    assert r.returncode == 0, r.stderr
+    assert '14 images; dropped 1 labelled contempt' in r.stderr and 'whose image is missing' in r.stderr and 'photo15.jpg' in r.stderr, r.stderr
+    manifest = pd.read_csv(tmp_path / 'masked' / 'manifest.csv')
+    assert len(manifest) == 14 and manifest.status.eq('ok').all(), manifest.status.tolist()
+    assert manifest.split.value_counts().to_dict() == {'Training': 10, 'PublicTest': 3, 'PrivateTest': 1}
+    faces = [load_image(tmp_path / 'masked' / f, gray=True) for f in manifest.file]
+    assert all(f.shape == (48, 48) for f in faces)
+    t = run('masked_emotions_train', '--data_loc', root / 'legend.csv', '--num_epochs', '1', '--batch_size', '8', '--model_dir', tmp_path / 'run')
+    assert t.returncode == 0, t.stderr
+    card = json.loads((tmp_path / 'run' / 'best.json').read_text())
+    assert card['training_data']['images'] == {'Training': 10, 'PublicTest': 3, 'PrivateTest': 1}
