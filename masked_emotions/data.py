@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_data.ipynb #087a3fae
 from __future__ import annotations
-import hashlib, os
+import hashlib, os, time
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 import warnings
@@ -33,6 +33,8 @@ def masked_source(src, # masked folder (with manifest.csv), or FER2013 to mask
     if not src.exists(): raise FileNotFoundError(f'{src}: no such file or folder (expected masked or unmasked FER2013)')
     key = hashlib.sha1(f'{src.resolve()}|{style}'.encode()).hexdigest()[:10]
     dst = cache_dir()/f'{src.stem}-{style}-{key}'
+    if int(os.environ.get('RANK', 0)) > 0:  # a distributed run: rank 0 masks, the others wait for its manifest
+        while not (dst/'manifest.csv').exists(): time.sleep(0.5)
     m = mask_dataset(src, dst, style, progress=progress) if not (dst/'manifest.csv').exists() else pd.read_csv(dst/'manifest.csv')
     if (m.status != 'ok').any(): print(f"warning: {(m.status != 'ok').sum()} images of {src} could not be read; see {dst/'manifest.csv'}")
     return dst

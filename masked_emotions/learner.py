@@ -11,6 +11,7 @@ import numpy as np, pandas as pd, torch
 import warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # raised inside fastai's import; not ours to fix
 from fastai.vision.all import (Learner, Callback, CrossEntropyLossFlat, MixUp, accuracy, Adam, SGD, set_seed)
+from fastai.torch_core import rank_distrib
 import torch.nn.functional as F
 from torch import nn, Tensor
 from fastcore.script import call_parse, Param, store_true
@@ -150,7 +151,7 @@ class RunFiles(Callback):
     def __init__(self, model_dir, card:dict, best:float=float('inf'), start:int=0):
         self.model_dir, self.card, self.best, self.start = Path(model_dir), card, best, start
     def after_epoch(self):
-        if self.epoch < self.start: return  # skipped while resuming
+        if self.epoch < self.start or rank_distrib(): return  # skipped while resuming; in a distributed run, rank 0 writes
         d = self.model_dir.resolve()
         self.learn.save(d/'checkpoint-new', with_opt=True)
         os.replace(d/'checkpoint-new.pth', d/'checkpoint.pth')
@@ -159,7 +160,7 @@ class RunFiles(Callback):
         loss, acc = self.recorder.values[-1][1:3]
         if loss < self.best:
             self.best = loss
-            save_model(self.model, self.model_dir/'best', self.card_for(epoch=self.epoch + 1, valid_loss=loss, valid_accuracy=acc))
+            save_model(getattr(self.model, 'module', self.model), self.model_dir/'best', self.card_for(epoch=self.epoch + 1, valid_loss=loss, valid_accuracy=acc))
     def log_epoch(self):
         "Add this epoch's row to history.csv (fastai's CSVLogger would repeat its header and skipped epochs on resume)."
         fn, names = self.model_dir/'history.csv', [n for n in self.recorder.metric_names if n != 'time']
@@ -249,31 +250,44 @@ def _start_epoch(model_dir:Path, learn, resume:bool) -> tuple:
     return done, float(hist.valid_loss.min())
 
 # %% ../nbs/03_learner.ipynb #cd61bd69
+def _broadcast_on_cpu() -> None:
+    "Let fastai's `DistributedDL` share its batch order between CPU processes: its `_broadcast` moves the indices to CUDA, which gloo does not need."
+    from fastai.distributed import DistributedDL
+    def _broadcast(self, t, rank):
+        t = torch.tensor(t, dtype=torch.long)
+        torch.distributed.broadcast(t, rank)
+        return t.tolist()
+    DistributedDL._broadcast = _broadcast
+
 def fit_run(learn, model_dir:Path, settings:dict, num_epochs:int, lr:float, resume:bool, save_predictions:bool, verbose:bool) -> Path:
     "Fit `learn` one-cycle for `num_epochs`, writing the run's files into `model_dir`."
     from fastai.torch_core import num_distrib
+    main = not rank_distrib()  # in a distributed run only rank 0 writes and prints
     from contextlib import nullcontext
     model_dir.mkdir(parents=True, exist_ok=True)
     start, best = _start_epoch(model_dir, learn, resume)
     if resume: settings = dict(settings, resumed_at=json.loads((model_dir/'settings.json').read_text()).get('resumed_at', []) + [start])
-    else:
+    elif main:
         for f in ('history.csv', 'best.json', 'best.safetensors'): (model_dir/f).unlink(missing_ok=True)
-    (model_dir/'settings.json').write_text(json.dumps(settings, indent=2))
+    settings = dict(settings, processes=max(1, num_distrib()))
+    if main: (model_dir/'settings.json').write_text(json.dumps(settings, indent=2))
     card = model_card(learn.dls, learn.arch, settings)
     cbs = [RunFiles(model_dir, card, best, start)]
     if not verbose and hasattr(learn, 'progress'):
         learn.remove_cb(learn.progress)
         def logger(log):  # one line per trained epoch; an epoch skipped while resuming logs its time only, and is not printed
             names = learn.recorder.metric_names[1:]
-            if len(log) < len(names) + 1: return
+            if len(log) < len(names) + 1 or not main: return
             print(f'epoch {log[0] + 1}/{num_epochs}: ' + ', '.join(f'{n} {v:.4f}' if isinstance(v, float) else f'{n} {v}' for n, v in zip(names, log[1:])), flush=True)
         learn.logger = logger
     moms = (0.95, 0.85, 0.95) if learn.optimizer == 'adamw' else (learn.momentum,) * 3  # SGD's momentum stays fixed, 0 included
     if num_distrib() > 1: import fastai.distributed  # needs `pip install accelerate`; adds Learner.distrib_ctx
-    with learn.distrib_ctx() if num_distrib() > 1 else nullcontext():
+    gpu = torch.cuda.is_available()  # on CPUs: Accelerate on the CPU (gloo), and plain batch norm (SyncBatchNorm needs GPUs)
+    if num_distrib() > 1 and not gpu: os.environ.setdefault('ACCELERATE_USE_CPU', 'true'); _broadcast_on_cpu()
+    with learn.distrib_ctx(sync_bn=gpu) if num_distrib() > 1 else nullcontext():
         if start < num_epochs and learn.optimizer == 'original': learn.fit(num_epochs, lr, cbs=cbs, start_epoch=start)  # a constant learning rate
         elif start < num_epochs: learn.fit_one_cycle(num_epochs, lr, moms=moms, cbs=cbs, start_epoch=start)
-    return finish_run(learn, model_dir, card, save_predictions)
+    return finish_run(learn, model_dir, card, save_predictions) if main else model_dir
 
 # %% ../nbs/03_learner.ipynb #3e9bdfe2
 def finish_run(learn, model_dir:Path, card:dict, save_predictions:bool) -> Path:
@@ -332,5 +346,6 @@ def masked_emotions_train(
                      teacher=teacher, distill_alpha=distill_alpha, temperature=temperature, bf16=bf16,
                      command=' '.join(['masked_emotions_train'] + [a for a in sys.argv[1:] if a != '--resume']), **args)
     except (ValueError, FileNotFoundError, RuntimeError) as e: sys.exit(f'masked_emotions_train: {e}')
+    if rank_distrib(): return  # rank 0 reports
     m = json.loads((out/'best.json').read_text())['metrics']
     print(f"{out}: best epoch {m['epoch']}, valid accuracy {m['valid_accuracy']:.4f}" + (f", test accuracy {m['test_accuracy']:.4f}" if 'test_accuracy' in m else ''))

@@ -407,3 +407,26 @@ def test_legend_csv_masked_and_trained(tmp_path):
     assert t.returncode == 0, t.stderr
     card = json.loads((tmp_path / 'run' / 'best.json').read_text())
     assert card['training_data']['images'] == {'Training': 10, 'PublicTest': 3, 'PrivateTest': 1}
+
+
+def test_two_process_training_on_cpu(fer_folder, tmp_path):
+    "torchrun with 2 CPU processes (gloo), through Accelerate: rank 0 alone writes and prints, and the run folder is a one-process run's."
+    import importlib.util, shutil, time
+    if importlib.util.find_spec('accelerate') is None: pytest.skip('accelerate is not installed (pip install accelerate; a dev requirement)')
+    args = ['--data_loc', fer_folder, '--num_epochs', '2', '--batch_size', '8', '--save_predictions']
+    t = time.perf_counter()
+    two = run('torchrun', '--nproc_per_node', '2', '-m', 'masked_emotions.learner', *args, '--model_dir', tmp_path / 'two')
+    wall = time.perf_counter() - t
+    assert two.returncode == 0, two.stderr[-3000:]
+    from conftest import REPORT
+    REPORT.append(f'2-process CPU training (torchrun, miniature, 2 epochs): {wall:.1f} s wall')
+    assert [l.split(':')[0] for l in two.stdout.splitlines() if l.startswith('epoch ')] == ['epoch 1/2', 'epoch 2/2']  # printed once, by rank 0
+    one = run('masked_emotions_train', *args, '--model_dir', tmp_path / 'one')
+    assert one.returncode == 0, one.stderr
+    assert sorted(p.name for p in (tmp_path / 'two').iterdir()) == sorted(p.name for p in (tmp_path / 'one').iterdir())
+    assert json.loads((tmp_path / 'two' / 'settings.json').read_text())['processes'] == 2
+    assert json.loads((tmp_path / 'one' / 'settings.json').read_text())['processes'] == 1
+    assert len(pd.read_csv(tmp_path / 'two' / 'history.csv')) == 2 and len(pd.read_csv(tmp_path / 'two' / 'test_predictions.csv')) == len(pd.read_csv(tmp_path / 'one' / 'test_predictions.csv'))
+    from masked_emotions.models import load_model
+    net, card = load_model(tmp_path / 'two')  # the weights of the network, not of its DDP wrapper
+    assert card['metrics']['epoch'] in (1, 2)
