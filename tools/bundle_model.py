@@ -1,8 +1,10 @@
 """Make a trained run the default model that ships in the package.
 
-    python .ci/bundle_model.py RUN_DIR|CARD FER2013 [--force]
-    python .ci/bundle_model.py RUN_DIR|CARD UNMASKED_FER2013 --matrix [--force]
-    python .ci/bundle_model.py RUN_DIR|CARD UNMASKED_FER2013 --matrix --fast [--force]
+    python tools/bundle_model.py RUN_DIR|CARD FER2013 [--force]
+    python tools/bundle_model.py RUN_DIR|CARD UNMASKED_FER2013 --matrix [--force]
+    python tools/bundle_model.py RUN_DIR|CARD UNMASKED_FER2013 --matrix --fast [--force]
+
+--assets DIR writes into DIR instead of the package's masked_emotions/assets (the tests use it).
 
 RUN_DIR is a training run (masked_emotions_train) or an average of runs (masked_emotions_average, uniform or greedy).
 Copies RUN_DIR's best weights and card (or those of CARD, e.g. RUN_DIR/final.json) to
@@ -121,6 +123,10 @@ def bundle_matrix(card_path: Path, data: str, force: bool, fast: bool = False) -
 
 
 if __name__ == '__main__':
+    if '--assets' in sys.argv:  # bundle into another folder: the package's models stay as they are
+        i = sys.argv.index('--assets'); ASSETS = Path(sys.argv[i + 1]); del sys.argv[i:i + 2]
+        ASSETS.mkdir(parents=True, exist_ok=True)
+        default_model_card = lambda: ASSETS / 'default_model.json'; fast_model_card = lambda: ASSETS / 'fast_model.json'
     args, force = [a for a in sys.argv[1:] if not a.startswith('--')], '--force' in sys.argv
     if '--matrix' in sys.argv and len(args) == 2: sys.exit(bundle_matrix(find_model_card(args[0]), args[1], force, '--fast' in sys.argv))
     if len(args) < 2: sys.exit(__doc__)

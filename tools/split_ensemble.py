@@ -1,6 +1,6 @@
 """Write each member of an ensemble as its own model, so that ensemble selection can take them as candidates again.
 
-    python .ci/split_ensemble.py ENSEMBLE DEST_DIR
+    python tools/split_ensemble.py ENSEMBLE DEST_DIR
 
 ENSEMBLE: a model card of arch 'ensemble' (a model_dir, card or .safetensors, or 'default' for the bundled model).
 Each member is written to DEST_DIR/NAME.{json,safetensors}, NAME made from the run it came from (the card's
