@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_learner.ipynb #32848539
 from __future__ import annotations
-import json, os, platform, sys
+import errno, json, os, platform, shutil, sys
 from datetime import datetime, timezone
 from pathlib import Path
 import numpy as np, pandas as pd, torch
@@ -23,7 +23,7 @@ from .masking import MASK_TYPES
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'PRESETS', 'ORIGINAL_MODELS', 'check_mixup', 'check_distill', 'check_optimizer', 'emotion_learner',
            'restandardise', 'Distill', 'BF16Training', 'versions', 'RunFiles', 'model_card', 'privatetest_predictions',
-           'plot_history', 'train', 'fit_run', 'finish_run', 'masked_emotions_train']
+           'plot_history', 'writable_dir', 'train', 'fit_run', 'finish_run', 'masked_emotions_train']
 
 # %% ../nbs/03_learner.ipynb #5c465839
 def check_mixup(mixup:float) -> None:
@@ -153,7 +153,12 @@ class RunFiles(Callback):
     def after_epoch(self):
         if self.epoch < self.start or rank_distrib(): return  # skipped while resuming; in a distributed run, rank 0 writes
         d = self.model_dir.resolve()
-        self.learn.save(d/'checkpoint-new', with_opt=True)
+        try: self.learn.save(d/'checkpoint-new', with_opt=True)
+        except BaseException as e:
+            (d/'checkpoint-new.pth').unlink(missing_ok=True)  # no half-written checkpoint left behind
+            if isinstance(e, Exception) and shutil.disk_usage(d).free < 2**27:  # torch reports a short write as 'unexpected pos': say what it is
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(d/'checkpoint.pth')) from None
+            raise
         os.replace(d/'checkpoint-new.pth', d/'checkpoint.pth')
         self.log_epoch()
         with atomic_path(d/'checkpoint.json') as p: p.write_text(json.dumps(dict(epochs_done=self.epoch + 1)))  # the epoch is done
@@ -209,6 +214,15 @@ def plot_history(history:pd.DataFrame, dest) -> Path:
     return Path(dest)
 
 # %% ../nbs/03_learner.ipynb #07c9022a
+def writable_dir(folder:Path) -> Path:
+    "`folder`, made if missing, or a ValueError naming it when nothing can be written there (read-only, no permission, disk full)."
+    import tempfile
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder) as f: f.write(b'x' * 4096); f.flush(); os.fsync(f.fileno())
+    except OSError as e: raise ValueError(f'{folder}: cannot write the run here ({e.strerror})') from None
+    return folder
+
 def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle CSV (masked once, cached)
           model:str='emotion_cnn', model_dir=None, batch_size:int=64, learning_rate:float=3e-3, num_epochs:int=30,
           verbose:bool=False, pretrained:bool=False, weights=None, data_aug:bool=True, save_predictions:bool=False,
@@ -227,6 +241,7 @@ def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle 
     check_optimizer(optimizer, momentum)
     check_mixup(mixup); check_distill(teacher, distill_alpha, temperature, mixup)  # before the data are read
     model_dir = Path(model_dir or Path('runs')/model)
+    writable_dir(model_dir)  # before minutes of data loading
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items() if k != 'command'}
     call = ', '.join(f'{k}={v!r}' for k, v in settings.items() if k != 'resume')  # the call that makes the run from scratch
     settings.update(command=command or f'train({call})', versions=versions())
@@ -346,6 +361,7 @@ def masked_emotions_train(
                      teacher=teacher, distill_alpha=distill_alpha, temperature=temperature, bf16=bf16,
                      command=' '.join(['masked_emotions_train'] + [a for a in sys.argv[1:] if a != '--resume']), **args)
     except (ValueError, FileNotFoundError, RuntimeError) as e: sys.exit(f'masked_emotions_train: {e}')
+    except OSError as e: sys.exit(f"masked_emotions_train: {e.filename or model_dir}: {e.strerror} (the last finished epoch's checkpoint is kept: --resume when there is room)")
     if rank_distrib(): return  # rank 0 reports
     m = json.loads((out/'best.json').read_text())['metrics']
     print(f"{out}: best epoch {m['epoch']}, valid accuracy {m['valid_accuracy']:.4f}" + (f", test accuracy {m['test_accuracy']:.4f}" if 'test_accuracy' in m else ''))

@@ -4,7 +4,7 @@
 
 # %% ../nbs/01_masking.ipynb #016c80af
 from __future__ import annotations
-import importlib.util, os
+import errno, importlib.util, os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -15,9 +15,9 @@ from .core import *
 
 # %% auto #0
 __all__ = ['DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOURS', 'CLOTH_PATTERNS',
-           'FER_UPSCALE', 'FER_FACE_BOX', 'MANIFEST_COLUMNS', 'dlib_model_path', 'hog_detector', 'cnn_detector',
-           'shape_predictor', 'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour', 'MaskLook',
-           'random_look', 'face_axes', 'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look',
+           'FER_UPSCALE', 'FER_FACE_BOX', 'DISK_ERRNOS', 'MANIFEST_COLUMNS', 'dlib_model_path', 'hog_detector',
+           'cnn_detector', 'shape_predictor', 'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour',
+           'MaskLook', 'random_look', 'face_axes', 'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look',
            'draw_mask', 'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'run_chunks', 'fer_landmarks',
            'item_seed', 'face_style', 'mask_faces', 'masked_name', 'fer_crop', 'output_lock', 'mask_dataset',
            'masked_emotions_mask']
@@ -417,6 +417,7 @@ def fer_crop(img:np.ndarray, # uint8 HxW or HxWx3: a face crop, or a photo
     return crop_face(gray, fer_frame(found[0][0]))
 
 # %% ../nbs/01_masking.ipynb #68e0a82d
+DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES)  # the output folder's faults, not an image's: they stop the job
 MANIFEST_COLUMNS = ['file', 'source', 'label', 'split', 'landmarks', 'mask', 'mask_seed', 'status']
 
 def _mask_item(row:dict, dst:Path, style, seed:int) -> dict:
@@ -432,7 +433,10 @@ def _mask_item(row:dict, dst:Path, style, seed:int) -> dict:
         for k, v in meta.items(): info.add_text(k, v)
         with atomic_path(dst/out['file']) as p: Image.fromarray(m).save(p, pnginfo=info)
         return dict(out, **meta, status='ok')
-    except (ValueError, OSError) as e: return dict(out, landmarks='', mask='', mask_seed='', status=f'error: {e}')
+    except OSError as e:
+        if e.errno in DISK_ERRNOS: raise ValueError(f'{dst}: {e.strerror}; the images masked so far are kept: make room (or choose another folder) and rerun to resume') from None
+        return dict(out, landmarks='', mask='', mask_seed='', status=f'error: {e}')
+    except ValueError as e: return dict(out, landmarks='', mask='', mask_seed='', status=f'error: {e}')
 
 # %% ../nbs/01_masking.ipynb #3dd4e2cf
 def _done_row(row:dict, dst:Path) -> dict|None:
@@ -484,7 +488,9 @@ def mask_dataset(src, # FER2013: image folder, Kaggle CSV, or CSV of image path 
     with output_lock(dst):
         res = run_chunks(_mask_chunk, chunks, os.cpu_count() if n_workers is None else n_workers, progress, dst=dst, style=style, seed=seed)
         manifest = pd.DataFrame([r for c in res for r in c], columns=MANIFEST_COLUMNS)
-        with atomic_path(dst/'manifest.csv') as p: manifest.to_csv(p, index=False)
+        try:
+            with atomic_path(dst/'manifest.csv') as p: manifest.to_csv(p, index=False)
+        except OSError as e: raise ValueError(f"{dst}: cannot write manifest.csv ({e.strerror}); the masked images are kept: rerun to resume") from None
     return manifest
 
 # %% ../nbs/01_masking.ipynb #f11ef958
@@ -502,6 +508,7 @@ def masked_emotions_mask(
     start = time.time()
     try: m = mask_dataset(src, dst, style, n_workers, limit, seed)
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_mask: {e}')
+    except OSError as e: sys.exit(f'masked_emotions_mask: {e.filename or dst}: {e.strerror}')
     secs, ok = time.time() - start, m.status == 'ok'
     print(f'{ok.sum()} of {len(m)} images masked into {dst} in {secs:.0f} s ({len(m) / secs:.0f} images/s); '
           f"landmarks: {m.landmarks[ok].value_counts().to_dict()}; masks: {m['mask'][ok].value_counts().to_dict()}; errors: {(~ok).sum()} (see {Path(dst)/'manifest.csv'})")
