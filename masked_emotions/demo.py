@@ -154,11 +154,13 @@ def masked_emotions_demo(
     if not _port_free(port): sys.exit(f'masked_emotions_demo: port {port} is in use; choose another with --port')
     cmd, env = voila_command(port, root)
     print(f'masked_emotions demo: http://127.0.0.1:{port}/ (models from {Path(root).resolve()}); Ctrl-C stops it', flush=True)
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try: p.wait()
-    except KeyboardInterrupt:
-        p.terminate()
-        try: p.wait(10)
-        except subprocess.TimeoutExpired: p.kill()
-        print('masked_emotions demo: stopped'); return
-    if p.returncode: sys.exit(f'masked_emotions_demo: Voila stopped ({p.returncode}): {p.stderr.read()[-500:]}')
+    import os, signal, tempfile
+    with tempfile.TemporaryFile('w+') as log:  # a file, not a pipe: a chatty server can never block on a full pipe
+        p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True, start_new_session=True)  # its own group: stopped with its kernels
+        try: p.wait()
+        except KeyboardInterrupt:
+            os.killpg(p.pid, signal.SIGTERM)
+            try: p.wait(5)
+            except subprocess.TimeoutExpired: os.killpg(p.pid, signal.SIGKILL); p.wait()
+            print('masked_emotions demo: stopped', flush=True); return
+        if p.returncode: log.seek(0); sys.exit(f'masked_emotions_demo: Voila stopped ({p.returncode}): {log.read()[-500:]}')

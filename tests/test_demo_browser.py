@@ -130,7 +130,7 @@ def test_demo_in_a_browser(server, browser, tmp_path):
 def test_demo_stops_on_ctrl_c(server):
     url, root, proc, started = server
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(20) == 0
+    assert proc.wait(30) == 0
     assert 'stopped' in proc.stdout.read()
     with pytest.raises(OSError): urllib.request.urlopen(url, timeout=2)
 

@@ -59,3 +59,32 @@ def test_bundle_model_into_a_folder(fer_folder, tmp_path):
 def test_tools_explain_themselves(name):
     r = tool(name)
     assert r.returncode != 0 and f'python tools/{name}.py' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def load_tool(name):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, TOOLS / f'{name}.py'); m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
+    return m
+
+
+def test_selection_cv_scores_on_the_held_out_half():
+    cv = load_tool('selection_cv')
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 7, 200)
+    right = np.eye(7)[y] * 0.9 + 0.1 / 7  # always right
+    noise = rng.dirichlet(np.ones(7), 200)  # right about one time in seven
+    res = cv.cv_table([noise, right], y, splits=3)
+    assert set(res) == set(cv.SETTINGS) and all(len(r) == 6 for r in res.values())  # 3 splits, both ways
+    for setting, r in res.items(): assert [a for a, _ in r] == [1.0] * 6 and [n for _, n in r] == [1] * 6, setting  # only the right model chosen
+    res = cv.cv_table([noise, noise[::-1]], y, splits=2)
+    assert all(a < 0.4 for r in res.values() for a, _ in r)  # noise stays noise on faces it was not chosen on
+    assert 'rounds 1, max_models None minus rounds 10' in cv.report(res)
+
+
+def test_tta_views_move_the_face():
+    tv = load_tool('tta_views')
+    x = torch.zeros(1, 1, 48, 48); x[..., 20, 20] = 1
+    assert torch.equal(tv.VIEWS['face'](x), x)
+    assert tv.VIEWS['right2'](x)[0, 0, 20, 18] == 1 and tv.VIEWS['down2'](x)[0, 0, 18, 20] == 1  # the window moves right (down) 2 px: the face moves left (up)
+    r = tv.VIEWS['rot+5'](x); assert r.shape == x.shape and abs(float(r.sum()) - 1) < 0.1
+    assert len(tv.MIRRORED(list(tv.VIEWS))) == 18 and tv.AVERAGES['all 18 views'] == tv.MIRRORED(tv.VIEWS)
