@@ -155,6 +155,9 @@ def masked_emotions_demo(
     cmd, env = voila_command(port, root)
     print(f'masked_emotions demo: http://127.0.0.1:{port}/ (models from {Path(root).resolve()}); Ctrl-C stops it', flush=True)
     import os, signal, tempfile
+    def _stop(signum, frame): raise KeyboardInterrupt
+    signal.signal(signal.SIGINT, _stop)  # also when started where SIGINT is ignored (a background job of a script, nohup ... &)
+    signal.signal(signal.SIGTERM, _stop)  # and `kill` stops it as cleanly as Ctrl-C
     with tempfile.TemporaryFile('w+') as log:  # a file, not a pipe: a chatty server can never block on a full pipe
         p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True, start_new_session=True)  # its own group: stopped with its kernels
         try: p.wait()

@@ -140,3 +140,14 @@ def test_demo_refuses_a_busy_port():
         s.bind(('127.0.0.1', 0)); s.listen()
         r = subprocess.run(['masked_emotions_demo', '--port', str(s.getsockname()[1])], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and 'is in use' in r.stderr and 'Traceback' not in r.stderr
+
+
+def test_demo_stops_when_started_ignoring_sigint(tmp_path):
+    "A background job of a script inherits SIGINT ignored; the demo still stops on SIGINT, and on SIGTERM."
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with socket.socket() as s: s.bind(('127.0.0.1', 0)); port = s.getsockname()[1]
+        p = subprocess.Popen(['masked_emotions_demo', '--port', str(port), '--root', str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        assert p.stdout.readline().startswith('masked_emotions demo: ')
+        time.sleep(2); p.send_signal(sig)
+        assert p.wait(30) == 0 and 'stopped' in p.stdout.read()
