@@ -55,7 +55,7 @@ def test_bundle_model_into_a_folder(fer_folder, tmp_path):
     assert again.returncode == 1 and 'do not beat the bundled model' in again.stderr
 
 
-@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views'])
+@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall'])
 def test_tools_explain_themselves(name):
     r = tool(name)
     assert r.returncode != 0 and f'python tools/{name}.py' in r.stderr and 'Traceback' not in r.stderr, r.stderr
