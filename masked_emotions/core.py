@@ -14,8 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # %% auto #0
 __all__ = ['EMOTIONS', 'EMOTION_SYNONYMS', 'NOT_FER_EMOTIONS', 'MAX_PIXELS', 'ASSETS', 'ASTRONAUT_FACE', 'SPLITS', 'ITEM_COLUMNS',
            'IMAGE_SUFFIXES', 'FOLDER_SPLITS', 'emotion_label', 'ImageError', 'describe_input', 'load_image',
-           'example_photo', 'atomic_path', 'save_image', 'synthetic_faces', 'synthetic_fer2013', 'kaggle_csv_items',
-           'folder_items', 'labelled_csv_items', 'fer2013_items', 'read_item']
+           'example_photo', 'atomic_path', 'writable_dir', 'save_image', 'synthetic_faces', 'synthetic_fer2013',
+           'kaggle_csv_items', 'folder_items', 'labelled_csv_items', 'fer2013_items', 'read_item']
 
 # %% ../nbs/00_core.ipynb #1c120b1f
 EMOTIONS = ('angry', 'disgust', 'fear', 'happy', 'sad', 'surprise', 'neutral')
@@ -121,6 +121,17 @@ def atomic_path(dest):
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp): os.unlink(tmp)
+
+def writable_dir(folder, # made if missing
+                 what:str='files', # what would be written, for the message
+                ) -> Path:
+    "`folder`, or a ValueError naming it when nothing can be written there (read-only, no permission, disk full)."
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder) as f: f.write(b'x' * 4096); f.flush(); os.fsync(f.fileno())
+    except OSError as e: raise ValueError(f'{folder}: cannot write {what} here ({e.strerror or e})') from None
+    return folder
 
 # %% ../nbs/00_core.ipynb #e6d7b90b
 def save_image(img:np.ndarray, # uint8 HxW or HxWx3 RGB

@@ -23,7 +23,7 @@ from .masking import MASK_TYPES
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'PRESETS', 'ORIGINAL_MODELS', 'check_mixup', 'check_distill', 'check_optimizer', 'emotion_learner',
            'restandardise', 'Distill', 'BF16Training', 'versions', 'RunFiles', 'model_card', 'privatetest_predictions',
-           'plot_history', 'writable_dir', 'train', 'fit_run', 'finish_run', 'masked_emotions_train']
+           'plot_history', 'train', 'fit_run', 'finish_run', 'masked_emotions_train']
 
 # %% ../nbs/03_learner.ipynb #5c465839
 def check_mixup(mixup:float) -> None:
@@ -214,15 +214,6 @@ def plot_history(history:pd.DataFrame, dest) -> Path:
     return Path(dest)
 
 # %% ../nbs/03_learner.ipynb #07c9022a
-def writable_dir(folder:Path) -> Path:
-    "`folder`, made if missing, or a ValueError naming it when nothing can be written there (read-only, no permission, disk full)."
-    import tempfile
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder) as f: f.write(b'x' * 4096); f.flush(); os.fsync(f.fileno())
-    except OSError as e: raise ValueError(f'{folder}: cannot write the run here ({e.strerror})') from None
-    return folder
-
 def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle CSV (masked once, cached)
           model:str='emotion_cnn', model_dir=None, batch_size:int=64, learning_rate:float=3e-3, num_epochs:int=30,
           verbose:bool=False, pretrained:bool=False, weights=None, data_aug:bool=True, save_predictions:bool=False,
@@ -241,7 +232,7 @@ def train(data_loc, # FER2013: masked folder, or unmasked image folder / Kaggle 
     check_optimizer(optimizer, momentum)
     check_mixup(mixup); check_distill(teacher, distill_alpha, temperature, mixup)  # before the data are read
     model_dir = Path(model_dir or Path('runs')/model)
-    writable_dir(model_dir)  # before minutes of data loading
+    writable_dir(model_dir, 'the run')  # before minutes of data loading
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in locals().items() if k != 'command'}
     call = ', '.join(f'{k}={v!r}' for k, v in settings.items() if k != 'resume')  # the call that makes the run from scratch
     settings.update(command=command or f'train({call})', versions=versions())

@@ -131,11 +131,8 @@ def video_outputs(path, out_dir=None) -> dict:
 
 def _writable(folder:Path) -> None:
     "A `VideoError` unless files can be written in `folder` (made if missing)."
-    import tempfile
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder): pass
-    except OSError as e: raise VideoError(f'{folder}: cannot write the outputs here ({e.strerror or e})') from None
+    try: writable_dir(folder, 'the outputs')
+    except ValueError as e: raise VideoError(str(e)) from None
 
 def _follow(rgb:np.ndarray, followers:dict) -> tuple:
     "(ids, boxes) of the faces that `followers` (id: dlib correlation tracker) follow into frame `rgb`."
