@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 from .core import *
 from .masking import Face, detect_faces, landmarks
 from .models import face_probs
-from .predict import get_model, _faces_and_crops, _over_masks
+from .predict import get_model, _faces_and_crops, _over_masks, _result
 
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'EXAMPLE_CLIP_FACE', 'VIDEO_COLUMNS', 'CSV_COLUMNS', 'OUTPUT_TAG', 'VideoError', 'video_frames',
@@ -204,11 +204,9 @@ def _frame_rows(rgb, i:int, t:float, ids:list, faces:list, net, card:dict, add_m
     faces, crops, masked, drawn = _faces_and_crops(rgb, card['img_size'], add_mask, faces, _over_masks(card), backend, device)
     probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta, backend=backend, device=device)
     rows = []
-    for fid, f, p, m, d in zip(ids, faces, probs, masked, drawn):
-        k = int(p.argmax())
-        rows.append(dict(frame=i, time=round(t, 4), face_id=fid, **dict(zip(('left', 'top', 'right', 'bottom'), (round(float(v), 1) for v in f.box))),
-                         detector=f.source, masked=bool(m), mask_drawn=bool(d), emotion=card['classes'][k], confidence=round(float(p[k]), 4),
-                         **{c: round(float(v), 4) for c, v in zip(card['classes'], p)}))
+    for fid, f, p, m, d in zip(ids, faces, probs, masked, drawn):  # predict's result for each face, flattened into a row
+        r = _result(f, p, card['classes'], m, d); box, probs_ = r.pop('box'), r.pop('probs')
+        rows.append(dict(frame=i, time=round(t, 4), face_id=fid, **dict(zip(('left', 'top', 'right', 'bottom'), box)), **r, **probs_))
     return rows
 
 # %% ../nbs/05b_video.ipynb #8a866502
