@@ -14,13 +14,13 @@ from fastcore.script import call_parse, Param
 from .core import *
 
 # %% auto #0
-__all__ = ['DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOURS', 'CLOTH_PATTERNS',
-           'FER_UPSCALE', 'FER_FACE_BOX', 'DISK_ERRNOS', 'MANIFEST_COLUMNS', 'dlib_model_path', 'hog_detector',
-           'cnn_detector', 'shape_predictor', 'Face', 'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour',
-           'MaskLook', 'random_look', 'face_axes', 'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look',
-           'draw_mask', 'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'run_chunks', 'fer_landmarks',
-           'item_seed', 'face_style', 'mask_faces', 'masked_name', 'fer_crop', 'output_lock', 'mask_dataset',
-           'masked_emotions_mask']
+__all__ = ['DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'DETECTORS', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOURS',
+           'CLOTH_PATTERNS', 'FER_UPSCALE', 'FER_FACE_BOX', 'DISK_ERRNOS', 'MANIFEST_COLUMNS', 'dlib_model_path',
+           'hog_detector', 'cnn_detector', 'shape_predictor', 'Face', 'landmarks', 'detect_faces', 'mask_polygon',
+           'mask_colour', 'MaskLook', 'random_look', 'face_axes', 'mask_top', 'mask_outline', 'mask_texture',
+           'draw_look', 'mask_look', 'draw_mask', 'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'run_chunks',
+           'fer_landmarks', 'item_seed', 'face_style', 'mask_faces', 'masked_name', 'fer_crop', 'output_lock',
+           'mask_dataset', 'masked_emotions_mask']
 
 # %% ../nbs/01_masking.ipynb #c5f3b5bb
 def dlib_model_path(name:str) -> Path:
@@ -75,24 +75,44 @@ def landmarks(img:np.ndarray, # uint8 HxW or HxWx3
 DETECT_MAX = 1600  # px; larger photos are scaled down to this for detection (landmarks use full resolution)
 HOG_WINDOW = 80  # px; the smallest face dlib's HOG detector finds in an image at its own scale (its CNN detector, about the same)
 CNN_MAX = 480  # px; the CNN fallback searches a copy at most this long, never upsampled: half a second, not nine
+DETECTORS = ('mtcnn', 'hog')
 
-def detect_faces(img:np.ndarray, # uint8 HxW or HxWx3 RGB
-                 cnn_fallback:bool=True, # try the CNN detector when HOG finds nothing
-                 min_score:float=0.3, # drop HOG detections scoring below this
-                 min_face:int|None=None, # px: the smallest face to look for (smaller is slower); None: 40 below 800 px, else 80
-                ) -> list: # of (box, source, score), largest face first
-    "Face boxes in `img`: dlib HOG first, the CNN detector as fallback."
+def _scaled(img:np.ndarray, k:float) -> np.ndarray:
+    return np.ascontiguousarray(img if k == 1 else cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR))
+
+def _hog_boxes(img, min_score, min_face) -> list:
+    "HOG's (box, 'hog', score) in `img`'s pixels."
     k = min(1.0, DETECT_MAX / max(img.shape[:2]))  # big photos are searched at DETECT_MAX px
     if min_face is not None: k = min(DETECT_MAX / max(img.shape[:2]), HOG_WINDOW / min_face)  # scaled so a min_face face fills HOG's window
-    small = np.ascontiguousarray(img if k == 1 else cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR))
-    up = 1 if min_face is None and min(small.shape[:2]) < 800 else 0
-    rects, scores, _ = hog_detector().run(small, up, -0.5)
-    found = [((r.left(), r.top(), r.right(), r.bottom()), 'hog', s) for r, s in zip(rects, scores) if s >= min_score]
-    if not found and cnn_fallback:
-        kc = min(CNN_MAX / max(img.shape[:2]), 1.0, HOG_WINDOW / max(min_face or 0, HOG_WINDOW))
-        cs = np.ascontiguousarray(img if kc == 1 else cv2.resize(img, None, fx=kc, fy=kc, interpolation=cv2.INTER_AREA))
-        found = [(tuple(v * k / kc for v in (d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom())), 'cnn', d.confidence) for d in cnn_detector()(cs, 0)]
-    found = [(tuple(int(round(v / k)) for v in box), src, score) for box, src, score in found]
+    small = _scaled(img, k)
+    rects, scores, _ = hog_detector().run(small, 1 if min_face is None and min(small.shape[:2]) < 800 else 0, -0.5)
+    return [(tuple(v / k for v in (r.left(), r.top(), r.right(), r.bottom())), 'hog', s) for r, s in zip(rects, scores) if s >= (0.3 if min_score is None else min_score)]
+
+def _mtcnn_boxes(img, min_score, min_face) -> list:
+    "MTCNN's (box, 'mtcnn', score) in `img`'s pixels, each box mapped to the HOG box of the face (`faces.hog_box`)."
+    from masked_emotions.faces import mtcnn_faces, hog_box, MTCNN_THRESHOLDS
+    k = min(1.0, DETECT_MAX / max(img.shape[:2]))
+    small = _scaled(img if img.ndim == 3 else np.dstack([img] * 3), k)
+    face = max(12, (min_face or (40 if min(small.shape[:2]) < 800 else 80) / k) * k)
+    boxes, scores, _ = mtcnn_faces(small, round(face), MTCNN_THRESHOLDS[:2] + (MTCNN_THRESHOLDS[2] if min_score is None else min_score,))
+    return [(tuple(v / k for v in hog_box(b)), 'mtcnn', float(s)) for b, s in zip(boxes, scores)]
+
+def _cnn_boxes(img, min_face) -> list:
+    "dlib CNN's (box, 'cnn', score) in `img`'s pixels, searched at most `CNN_MAX` px long."
+    k = min(CNN_MAX / max(img.shape[:2]), 1.0, HOG_WINDOW / max(min_face or 0, HOG_WINDOW))
+    return [(tuple(v / k for v in (d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom())), 'cnn', d.confidence) for d in cnn_detector()(_scaled(img, k), 0)]
+
+def detect_faces(img:np.ndarray, # uint8 HxW or HxWx3 RGB
+                 detector:str='mtcnn', # 'mtcnn' (finds more faces, masked ones too, and faster) or 'hog' (dlib's, the original project's)
+                 cnn_fallback:bool=True, # try dlib's CNN detector when `detector` finds nothing
+                 min_score:float|None=None, # drop detections scoring below this; None: 0.3 for HOG's score, 0.8 for MTCNN's probability
+                 min_face:int|None=None, # px: the smallest face to look for (smaller is slower); None: 40 below 800 px, else 80
+                ) -> list: # of (box, source, score), largest face first
+    "Face boxes in `img`: `detector` first, dlib's CNN detector as fallback."
+    if detector not in DETECTORS: raise ValueError(f"detector={detector!r}: expected one of {', '.join(DETECTORS)}")
+    found = _mtcnn_boxes(img, min_score, min_face) if detector == 'mtcnn' else _hog_boxes(img, min_score, min_face)
+    if not found and cnn_fallback: found = _cnn_boxes(img, min_face)
+    found = [(tuple(int(round(v)) for v in box), src, score) for box, src, score in found]
     return sorted(found, key=lambda f: -(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))
 
 # %% ../nbs/01_masking.ipynb #1463c2c8

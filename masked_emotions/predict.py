@@ -98,7 +98,7 @@ def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gr
             faces:list|None=None, # `Face`s already found in `image` (by `image_faces`); None: find them
             backend:str|None=None, # 'torch', 'onnxruntime' or 'openvino' (same results); None: the fastest installed (see `pick_backend`)
             device=None, # 'cpu', 'cuda', 'mps'; None: a GPU if there is one (see `pick_device`)
-            **kwargs, # passed to `detect_faces` (cnn_fallback, min_score, min_face)
+            **kwargs, # passed to `detect_faces` (detector, cnn_fallback, min_score, min_face)
            ) -> list: # one dict per face: box, detector, masked, mask_drawn, emotion, confidence, probs
     "The emotion of every face in `image`; an empty list if none is found."
     net, card = get_model(model)
@@ -180,11 +180,12 @@ def masked_emotions_predict(
     out_dir:Param("Videos: folder for each video's CSV, annotated MP4 and timeline PNG (default: beside the video)", str)=None,
     backend:Param('Inference backend (default: the fastest installed; all give the same results)', str, choices=['torch', 'onnxruntime', 'openvino'])=None,
     device:Param('cpu, cuda, cuda:N or mps (default: a GPU if there is one)', str)=None,
+    detector:Param('Face detector: mtcnn (finds more faces, masked ones too, and faster) or hog (dlib, as the original project)', str, choices=['mtcnn', 'hog'])='mtcnn',
 ):
     "Predict the emotion of every face in each image and video, or in every image and video in a folder."
     from masked_emotions.video import VIDEO_SUFFIXES, predict_to_csv
     inputs = inputs or [str(example_photo())]  # an unmasked portrait: 'auto' masks it as the training faces were
-    opts = dict(add_mask=ADD_MASK[add_mask], tta=False if no_tta else None, backend=backend, device=device)
+    opts = dict(add_mask=ADD_MASK[add_mask], tta=False if no_tta else None, backend=backend, device=device, detector=detector)
     folders = [Path(p).resolve() for p in inputs if Path(p).is_dir()]
     if csv is None and folders: csv = folders[0].parent/f'{folders[0].name}.emotions.csv'
     try:

@@ -220,8 +220,8 @@ def predict_video(path, # a video file (anything FFmpeg reads: MP4, MOV, AVI, MK
                   smooth:float=0.5, # s: the timeline's smoothing window
                   progress:bool=True, # a progress bar
                   follow:float=1., # s: how long a face the detector loses (a turned or masked face) is followed before its id ends
-                  min_face:int=80, # px: the smallest face to look for; 80 is HOG's own scale, 40 finds smaller faces in about 4 times the time
-                  cnn_fallback:bool=False, # run the CNN detector (seconds a frame) on frames where HOG finds nothing
+                  min_face:int=80, # px: the smallest face to look for; 40 finds smaller faces, in more time
+                  cnn_fallback:bool=False, # run dlib's CNN detector (most of a second a frame) on frames where the detector finds nothing
                   **kwargs, # passed to `detect_faces` (min_score)
                  ) -> pd.DataFrame: # one row per face per frame: `VIDEO_COLUMNS`
     "The emotion of every face in every frame of a video, each face keeping one id; writes a CSV, an annotated MP4 and a timeline PNG."

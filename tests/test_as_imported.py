@@ -70,7 +70,7 @@ def test_predict_in_a_fresh_process():
     r = run(sys.executable, '-c', code)
     assert r.returncode == 0, r.stderr
     (face,) = json.loads(r.stdout)
-    assert face['detector'] == 'hog' and face['mask_drawn'] and not face['masked']
+    assert face['detector'] == 'mtcnn' and face['mask_drawn'] and not face['masked']
 
 
 @pytest.mark.parametrize('script', console_scripts())
