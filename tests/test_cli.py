@@ -181,9 +181,14 @@ def test_predict_bundled_example():
     assert r.returncode == 0, r.stderr
     line, = r.stdout.strip().splitlines()
     expected = predict(example_photo())[0]  # what the library says, in this process
-    assert line.startswith(f"{example_photo()}: face 1 at ") and line.endswith(f"(hog, bare, mask drawn): {expected['emotion']} ({expected['confidence']:.0%})"), line
+    assert line.startswith(f"{example_photo()}: face 1 at ") and line.endswith(f"(mtcnn, bare, mask drawn): {expected['emotion']} ({expected['confidence']:.0%})"), line
     masked = run('masked_emotions_predict', str(example_photo()), '--add_mask')  # the unmasked example is masked first
     assert masked.returncode == 0 and masked.stdout.strip() == line, masked.stdout
+    hog = run('masked_emotions_predict', '--detector', 'hog')  # dlib's detector, as the original project
+    expected = predict(example_photo(), detector='hog')[0]
+    assert hog.returncode == 0 and hog.stdout.strip().endswith(f"(hog, bare, mask drawn): {expected['emotion']} ({expected['confidence']:.0%})"), hog.stdout
+    bad = run('masked_emotions_predict', '--detector', 'yolo')
+    assert bad.returncode != 0 and "invalid choice: 'yolo'" in bad.stderr, bad.stderr
 
 
 def test_predict_bad_files(tmp_path):
