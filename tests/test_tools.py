@@ -55,7 +55,7 @@ def test_bundle_model_into_a_folder(fer_folder, tmp_path):
     assert again.returncode == 1 and 'do not beat the bundled model' in again.stderr
 
 
-@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall'])
+@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall', 'finetune_face_detector'])
 def test_tools_explain_themselves(name):
     r = tool(name)
     assert r.returncode != 0 and f'python tools/{name}.py' in r.stderr and 'Traceback' not in r.stderr, r.stderr
@@ -88,3 +88,16 @@ def test_tta_views_move_the_face():
     assert tv.VIEWS['right2'](x)[0, 0, 20, 18] == 1 and tv.VIEWS['down2'](x)[0, 0, 18, 20] == 1  # the window moves right (down) 2 px: the face moves left (up)
     r = tv.VIEWS['rot+5'](x); assert r.shape == x.shape and abs(float(r.sum()) - 1) < 0.1
     assert len(tv.MIRRORED(list(tv.VIEWS))) == 18 and tv.AVERAGES['all 18 views'] == tv.MIRRORED(tv.VIEWS)
+
+
+def test_finetune_face_detector_labels_its_crops():
+    import numpy as np
+    m = load_tool('finetune_face_detector'); rng = np.random.default_rng(0)
+    face = np.array([100., 80, 200, 180])
+    crops, labels = m.crops_around(face, 400, 300, rng)
+    assert sorted(labels.tolist()) == [-1, -1, 0, 0, 0, 1, 1, 1]
+    for c, l in zip(crops, labels):  # faces overlap the face box most, part faces less, negatives least
+        o = m.iou(c, face)
+        assert (o >= 0.65) if l == 1 else (0.4 <= o < 0.65) if l == -1 else (o < 0.3), (c, l, o)
+    scene = m.synthetic_scene(rng)
+    assert scene.ndim == 3 and scene.shape[2] == 3 and scene.min() >= -1 and scene.max() <= 1

@@ -1,0 +1,156 @@
+"""Fine-tune MTCNN's R-Net and O-Net to find faces in masks (an experiment; see the faces notebook for its result).
+
+    python tools/finetune_face_detector.py FER2013 OUT.pt [N_FACES] [EPOCHS]
+    python tools/finetune_face_detector.py FER2013 OUT.pt --evaluate [N]
+
+Labels come from the pretrained MTCNN itself: N_FACES Training faces of FER2013 (default 8000) are upscaled 2 to 6
+times into photos (tinted, on a replicated or plain border); where the pretrained MTCNN finds the bare face, its box
+and five points become the target for crops of that photo bare and with a drawn mask (grey, surgical or cloth; kn95
+is held out): positives (IoU >= 0.65 with the box), part faces (0.4 to 0.65; box targets only) and negatives
+(< 0.3). Extra negatives: random crops of half of scikit-image's sample photos (the other half is held out to count
+false faces), scikit-learn's two, the Rust book's figures when rustup's docs are installed, and 40,000 synthetic
+scenes of ellipses, coins, polygons and text. Adam, learning rate 5e-5, EPOCHS passes (default 2) over each network.
+Needs scikit-image and scikit-learn. Prints, per epoch, the loss, the face/non-face accuracy and the share of
+background crops taken for faces; writes the two networks' state dicts to OUT.pt.
+
+--evaluate: the share of N PrivateTest faces (default 100; each upscaled 5 times into a 480 px photo, as
+tools/detector_recall.py makes them) found bare and under each mask, and the false faces on the held-out sample
+photos, for the pretrained networks and for OUT.pt's.
+"""
+import sys, os, glob, numpy as np, cv2, torch, torch.nn.functional as F
+from masked_emotions.faces import load_mtcnn_net, mtcnn_faces, box_crops
+from masked_emotions.masking import fer_face, draw_mask
+from masked_emotions.analysis import split_faces
+
+def photo(face, rng):
+    "A FER2013 face upscaled into a tinted photo with a border; its scale and offset."
+    k = rng.uniform(2, 6); big = cv2.resize(face, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
+    t, b, l, r = (int(big.shape[0] * rng.uniform(0.2, 1.0)) for _ in range(4))
+    img = cv2.copyMakeBorder(big, t, b, l, r, cv2.BORDER_REPLICATE) if rng.random() < 0.5 else cv2.copyMakeBorder(big, t, b, l, r, cv2.BORDER_CONSTANT, value=int(rng.integers(256)))
+    tint = np.array([1.0, rng.uniform(0.8, 0.95), rng.uniform(0.65, 0.9)]) if rng.random() < 0.7 else np.ones(3)
+    return np.clip(cv2.cvtColor(img, cv2.COLOR_GRAY2RGB) * tint, 0, 255).astype(np.uint8), k, np.array([l, t])
+
+def iou(a, b):
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0])); h = max(0, min(a[3], b[3]) - max(a[1], b[1])); i = w * h
+    return i / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - i)
+
+def crops_around(b, W, H, rng):
+    "Square crops near face box `b`: 3 positives, 2 part faces, 3 negatives, with their labels (1, -1, 0)."
+    size = max(b[2] - b[0], b[3] - b[1]); cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2; out = []
+    for kind, n, lab in (('pos', 3, 1), ('part', 2, -1), ('neg', 3, 0)):
+        for _ in range(n):
+            for _ in range(50):
+                if kind == 'neg': s = size * rng.uniform(0.25, 1.5); x1, y1 = rng.uniform(-s / 3, W - s * 2 / 3), rng.uniform(-s / 3, H - s * 2 / 3)
+                else: j = 0.08 if kind == 'pos' else 0.3; s = size * rng.uniform(0.85, 1.15); x1, y1 = cx + size * rng.uniform(-j, j) - s / 2, cy + size * rng.uniform(-j, j) - s / 2
+                c = np.array([x1, y1, x1 + s, y1 + s]); o = iou(c, b)
+                if (lab == 1 and o >= 0.65) or (lab == -1 and 0.4 <= o < 0.65) or (lab == 0 and o < 0.3): out.append((c, lab)); break
+    return np.array([c for c, _ in out]), np.array([l for _, l in out])
+
+def face_samples(src, n, rng):
+    "Crops (24 and 48 px), labels, box and point targets from `n` Training faces, bare and masked."
+    _, faces = split_faces(src, 'Training'); data = {s: dict(x=[], cls=[], box=[], pts=[]) for s in (24, 48)}
+    for i in rng.choice(len(faces), n, replace=False):
+        img, k, off = photo(faces[i], rng); pts68 = fer_face(faces[i]).points * k + off
+        boxes, _, points = mtcnn_faces(img)
+        if not len(boxes): continue
+        b, p = boxes[0], points[0]
+        masked = draw_mask(img, pts68, str(rng.choice(('grey', 'surgical', 'cloth'))), int(rng.integers(1 << 30)))
+        cr, lab = crops_around(b, img.shape[1], img.shape[0], rng); cr = np.round(cr); wh = cr[:, 2:] - cr[:, :2] + 1
+        box_t = (b[None] - cr) / np.tile(wh, 2); pts_t = (p[None] - cr[:, None, :2] + 1) / wh[:, None]
+        for x in (img, masked):
+            xn = (x.astype(np.float32) - 127.5) / 128
+            for s, d in data.items():
+                d['x'].append(box_crops(xn, cr, s)); d['cls'].append(torch.from_numpy(lab)); d['box'].append(torch.from_numpy(box_t).float())
+                d['pts'].append(torch.from_numpy(np.concatenate([pts_t[:, :, 0], pts_t[:, :, 1]], 1)).float())
+    return {s: {k: torch.cat(v) for k, v in d.items()} for s, d in data.items()}
+
+def background_files():
+    import skimage.data as skd, sklearn.datasets as skl
+    sk = sorted(f for f in glob.glob(os.path.dirname(skd.__file__) + '/*.*') if f.endswith(('.png', '.jpg')) and not f.endswith(('astronaut.png', 'camera.png')))
+    rust = sorted(glob.glob(os.path.expanduser('~/.rustup/toolchains/stable-*/share/doc/rust/html/**/*.png'), recursive=True))[:40]
+    return sk[::2] + sorted(glob.glob(os.path.dirname(skl.__file__) + '/images/*.jpg')) + rust, sk[1::2]
+
+def background_crops(files, n, s, rng):
+    out = []
+    for f in files:
+        img = cv2.imread(f)
+        if img is None: continue
+        x = (cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32) - 127.5) / 128; H, W = x.shape[:2]
+        sz = rng.uniform(12, min(H, W), n); x1, y1 = rng.uniform(0, W - sz), rng.uniform(0, H - sz)
+        out.append(box_crops(x, np.stack([x1, y1, x1 + sz, y1 + sz], 1), s))
+    return torch.cat(out)
+
+def synthetic_scene(rng):
+    "A 96 px scene of shaded ellipses, ringed coins, polygons or text on a gradient, with noise and blur: no face."
+    c = np.clip(rng.uniform(0, 255, 3) + np.linspace(-1, 1, 96)[None, :, None] * rng.uniform(-80, 80, 3) + np.linspace(-1, 1, 96)[:, None, None] * rng.uniform(-80, 80, 3), 0, 255).astype(np.uint8)
+    kind = rng.integers(4)
+    for _ in range(int(rng.integers(1, 8))):
+        col = tuple(int(v) for v in rng.integers(0, 256, 3)); cx, cy = (int(v) for v in rng.uniform(0, 96, 2)); a, b = (int(v) for v in rng.uniform(6, 50, 2))
+        if kind == 0: cv2.ellipse(c, (cx, cy), (a, b), float(rng.uniform(0, 180)), 0, 360, col, -1)
+        elif kind == 1: cv2.circle(c, (cx, cy), a, col, -1); cv2.circle(c, (cx, cy), int(a * rng.uniform(0.3, 0.9)), tuple(int(v * 0.7) for v in col), int(rng.integers(1, 4)))
+        elif kind == 2: cv2.fillPoly(c, [rng.uniform(0, 96, (int(rng.integers(3, 7)), 2)).astype(np.int32)], col)
+        else: cv2.putText(c, ''.join(chr(int(v)) for v in rng.integers(65, 90, 4)), (cx - 40, cy), cv2.FONT_HERSHEY_SIMPLEX, float(rng.uniform(0.5, 2)), col, int(rng.integers(1, 4)))
+    c = c.astype(np.float32) + rng.normal(0, rng.uniform(0, 15), c.shape).astype(np.float32)
+    if rng.random() < 0.5: c = cv2.GaussianBlur(c, (0, 0), float(rng.uniform(0.5, 3)))
+    if rng.random() < 0.3: c = np.repeat(c.mean(2, keepdims=True), 3, 2)
+    x0, y0 = rng.integers(0, 40, 2); w = int(rng.integers(40, 96 - max(x0, y0) + 1))
+    return (np.clip(c, 0, 255)[y0:y0 + w, x0:x0 + w] - 127.5) / 128
+
+def synthetic_crops(n, s, rng):
+    return torch.from_numpy(np.stack([cv2.resize(synthetic_scene(rng), (s, s)) for _ in range(n)]).astype(np.float32)).permute(0, 3, 1, 2)
+
+def finetune(net, x, cls, box, pts, is_bg, epochs, lr=5e-5, bs=256):
+    "Fine-tune `net` (R-Net or O-Net) on crops `x`: face BCE on labelled crops, box MSE on faces and parts, points MSE on faces (O-Net)."
+    g = torch.Generator().manual_seed(0); perm = torch.randperm(len(x), generator=g); va, tr = perm[:len(x) // 10], perm[len(x) // 10:]
+    opt = torch.optim.Adam(net.parameters(), lr); onet = x.shape[-1] == 48
+    def run(idx, train):
+        net.train(train); tot = np.zeros(4)
+        for b in idx.split(bs):
+            with torch.set_grad_enabled(train):
+                o = net(x[b]); c = cls[b]; lab, bx = c >= 0, c != 0
+                loss = F.binary_cross_entropy(o[-1][lab].clamp(1e-6, 1 - 1e-6), c[lab].float()) + (0.5 * F.mse_loss(o[0][bx], box[b][bx]) if bx.any() else 0)
+                if onet and (c == 1).any(): loss = loss + F.mse_loss(o[1][c == 1], pts[b][c == 1])
+                if train: opt.zero_grad(); loss.backward(); opt.step()
+            tot += [loss.item(), ((o[-1][lab] > 0.5).long() == c[lab]).float().mean().item(), (o[-1][is_bg[b]] > 0.5).float().mean().item() if is_bg[b].any() else 0, 1]
+        return 'loss {:.4f}, accuracy {:.4f}, backgrounds taken for faces {:.4f}'.format(*(tot[:3] / tot[3]))
+    for e in range(epochs):
+        print(f'  epoch {e}: train {run(tr[torch.randperm(len(tr), generator=g)], True)}; valid {run(va, False)}', flush=True)
+    return net.eval()
+
+def main(src, out, n=8000, epochs=2):
+    rng = np.random.default_rng(1); torch.manual_seed(0)
+    data = face_samples(src, n, rng); train_bg, held_out = background_files()
+    print(f'{len(data[24]["x"])} face-photo crops; {len(train_bg)} background photos; held out for false faces: {[os.path.basename(f) for f in held_out]}')
+    nets = {}
+    for s, name in ((24, 'rnet'), (48, 'onet')):
+        d = data[s]; bg = torch.cat([background_crops(train_bg, 1000, s, rng), synthetic_crops(40000, s, rng)])
+        x = torch.cat([d['x'], bg]); cls = torch.cat([d['cls'], torch.zeros(len(bg), dtype=torch.long)])
+        box = torch.cat([d['box'], torch.zeros(len(bg), 4)]); pts = torch.cat([d['pts'], torch.zeros(len(bg), 10)])
+        is_bg = torch.arange(len(x)) >= len(d['x'])
+        print(name, flush=True); nets[name] = finetune(load_mtcnn_net(name), x, cls, box, pts, is_bg, epochs).state_dict()
+    torch.save(nets, out)
+
+def evaluate(src, weights, n=100):
+    "Found shares by mask and false faces on held-out photos, pretrained against fine-tuned."
+    from masked_emotions.faces import mtcnn_nets
+    from masked_emotions.masking import MASK_TYPES, item_seed
+    _, faces = split_faces(src); pick = np.random.default_rng(0).choice(len(faces), n, replace=False)
+    photos = []
+    for i in pick:
+        big = cv2.resize(faces[i], None, fx=5, fy=5, interpolation=cv2.INTER_CUBIC); pad = big.shape[0] // 2
+        img = cv2.cvtColor(cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2RGB); pts = fer_face(faces[i]).points * 5 + pad
+        photos += [('bare', img)] + [(m, draw_mask(img, pts, m, item_seed(0, int(i)))) for m in ('grey', *MASK_TYPES)]
+    held_out = background_files()[1]; _, rnet, onet = mtcnn_nets(); tuned = torch.load(weights)
+    for name, sd in (('pretrained', {k: v.state_dict() for k, v in (('rnet', rnet), ('onet', onet))}), ('fine-tuned', tuned)):
+        original = {'rnet': {k: v.clone() for k, v in rnet.state_dict().items()}, 'onet': {k: v.clone() for k, v in onet.state_dict().items()}}
+        rnet.load_state_dict(sd['rnet']); onet.load_state_dict(sd['onet'])
+        found = {}
+        for m, img in photos: found.setdefault(m, []).append(len(mtcnn_faces(img)[0]) > 0)
+        false = {os.path.basename(f): len(mtcnn_faces(cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB))[0]) for f in held_out}
+        print(f"{name}: found {', '.join(f'{m} {np.mean(v):.0%}' for m, v in found.items())}; false faces in {len(held_out)} held-out photos: {sum(false.values())} {({k: v for k, v in false.items() if v})}")
+        rnet.load_state_dict(original['rnet']); onet.load_state_dict(original['onet'])
+
+if __name__ == '__main__':
+    if len(sys.argv) < 3: sys.exit(__doc__)
+    if '--evaluate' in sys.argv: evaluate(sys.argv[1], sys.argv[2], *(int(v) for v in sys.argv[4:5]))
+    else: main(sys.argv[1], sys.argv[2], *(int(v) for v in sys.argv[3:5]))
