@@ -93,8 +93,8 @@ def _mtcnn_boxes(img, min_score, min_face) -> list:
     from masked_emotions.faces import mtcnn_faces, hog_box, MTCNN_THRESHOLDS
     k = min(1.0, DETECT_MAX / max(img.shape[:2]))
     small = _scaled(img if img.ndim == 3 else np.dstack([img] * 3), k)
-    face = max(12, (min_face or (40 if min(small.shape[:2]) < 800 else 80) / k) * k)
-    boxes, scores, _ = mtcnn_faces(small, round(face), MTCNN_THRESHOLDS[:2] + (MTCNN_THRESHOLDS[2] if min_score is None else min_score,))
+    face = min_face * k if min_face else 40 if min(small.shape[:2]) < 800 else 80  # in `small`'s pixels
+    boxes, scores, _ = mtcnn_faces(small, max(12, round(face)), MTCNN_THRESHOLDS[:2] + (MTCNN_THRESHOLDS[2] if min_score is None else min_score,))
     return [(tuple(v / k for v in hog_box(b)), 'mtcnn', float(s)) for b, s in zip(boxes, scores)]
 
 def _cnn_boxes(img, min_face) -> list:
