@@ -10,7 +10,7 @@ from functools import lru_cache
 import cv2, numpy as np, pandas as pd
 from fastcore.script import call_parse, Param, store_true
 from .core import *
-from .masking import Face, find_faces, fer_face, draw_mask, FER_FACE_BOX
+from .masking import Face, find_faces, fer_face, draw_mask, FER_FACE_BOX, DETECTORS
 from .models import load_model, find_model_card, face_probs, mask_detector_card
 
 # %% auto #0
@@ -180,7 +180,7 @@ def masked_emotions_predict(
     out_dir:Param("Videos: folder for each video's CSV, annotated MP4 and timeline PNG (default: beside the video)", str)=None,
     backend:Param('Inference backend (default: the fastest installed; all give the same results)', str, choices=['torch', 'onnxruntime', 'openvino'])=None,
     device:Param('cpu, cuda, cuda:N or mps (default: a GPU if there is one)', str)=None,
-    detector:Param('Face detector: mtcnn (finds more faces, masked ones too, and faster) or hog (dlib, as the original project)', str, choices=['mtcnn', 'hog'])='mtcnn',
+    detector:Param('Face detector: mtcnn (finds more faces, masked ones too, and faster) or hog (dlib, as the original project)', str, choices=list(DETECTORS))='mtcnn',
 ):
     "Predict the emotion of every face in each image and video, or in every image and video in a folder."
     from masked_emotions.video import VIDEO_SUFFIXES, predict_to_csv

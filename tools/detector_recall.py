@@ -15,33 +15,37 @@ from masked_emotions.core import *
 from masked_emotions.masking import *
 from masked_emotions.predict import predict
 from masked_emotions.analysis import split_faces
-if len(sys.argv) < 2 or not Path(sys.argv[1]).exists(): sys.exit(__doc__)
-n = int(sys.argv[2]) if len(sys.argv) > 2 else 200
-model = sys.argv[3] if len(sys.argv) > 3 else None
-items, faces = split_faces(sys.argv[1])
-rng = np.random.default_rng(0); pick = rng.choice(len(faces), n, replace=False)
+
 def photo_of(face, k=5):
     "A 48 px face upscaled k times and set in a canvas twice its size (replicated border), as a photo; its landmarks scaled."
     f = fer_face(face); big = cv2.resize(face, None, fx=k, fy=k, interpolation=cv2.INTER_CUBIC)
     pad = big.shape[0] // 2
     return cv2.cvtColor(cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2RGB), f.points * k + pad
-rows = []
-for j, i in enumerate(pick):
-    img, pts = photo_of(faces[i]); eyes = pts[36:48].reshape(2, 6, 2).mean(1); width = pts[16, 0] - pts[0, 0]
-    for style in ('bare', 'grey', *MASK_TYPES):
-        x = img if style == 'bare' else draw_mask(img, pts, style, item_seed(0, int(i)))
-        for det in DETECTORS:
-            for fb in (False, True):
-                t = time.perf_counter(); found = detect_faces(x, det, cnn_fallback=fb); dt = time.perf_counter() - t
-                row = dict(face=i, style=style, detector=det, fallback=fb, found=len(found) > 0, secs=dt, eye_err=np.nan, right=False)
-                if found:
-                    box, src, score = found[0]; p = landmarks(x, box)
-                    row['eye_err'] = np.abs(p[36:48].reshape(2, 6, 2).mean(1) - eyes).max() / width
-                    (r, *_) = predict(x, model, faces=[Face(box, p, src, score)])
-                    row['right'] = r['emotion'] == items.label.iloc[i]
-                rows.append(row)
-df = pd.DataFrame(rows)
-t = df.groupby(['detector', 'fallback', 'style']).agg(found=('found', 'mean'), secs=('secs', 'median'), eye_err=('eye_err', 'median'), accuracy=('right', 'mean'))
-print(t.round(3).unstack(2).swaplevel(0, 1, axis=1).sort_index(axis=1).to_string())
-bare = df[df['style'] == 'bare'].groupby(['detector', 'fallback']).found.mean()
-print((df.groupby(['detector', 'fallback', 'style']).found.mean() / bare).round(3).unstack(2).to_string())
+
+def main(fer2013, n, model):
+    items, faces = split_faces(fer2013)
+    rng = np.random.default_rng(0); pick = rng.choice(len(faces), n, replace=False)
+    rows = []
+    for j, i in enumerate(pick):
+        img, pts = photo_of(faces[i]); eyes = pts[36:48].reshape(2, 6, 2).mean(1); width = pts[16, 0] - pts[0, 0]
+        for style in ('bare', 'grey', *MASK_TYPES):
+            x = img if style == 'bare' else draw_mask(img, pts, style, item_seed(0, int(i)))
+            for det in DETECTORS:
+                for fb in (False, True):
+                    t = time.perf_counter(); found = detect_faces(x, det, cnn_fallback=fb); dt = time.perf_counter() - t
+                    row = dict(face=i, style=style, detector=det, fallback=fb, found=len(found) > 0, secs=dt, eye_err=np.nan, right=False)
+                    if found:
+                        box, src, score = found[0]; p = landmarks(x, box)
+                        row['eye_err'] = np.abs(p[36:48].reshape(2, 6, 2).mean(1) - eyes).max() / width
+                        (r, *_) = predict(x, model, faces=[Face(box, p, src, score)])
+                        row['right'] = r['emotion'] == items.label.iloc[i]
+                    rows.append(row)
+    df = pd.DataFrame(rows)
+    t = df.groupby(['detector', 'fallback', 'style']).agg(found=('found', 'mean'), secs=('secs', 'median'), eye_err=('eye_err', 'median'), accuracy=('right', 'mean'))
+    print(t.round(3).unstack(2).swaplevel(0, 1, axis=1).sort_index(axis=1).to_string())
+    bare = df[df['style'] == 'bare'].groupby(['detector', 'fallback']).found.mean()
+    print((df.groupby(['detector', 'fallback', 'style']).found.mean() / bare).round(3).unstack(2).to_string())
+
+if __name__ == '__main__':
+    if len(sys.argv) < 2 or not Path(sys.argv[1]).exists(): sys.exit(__doc__)
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 200, sys.argv[3] if len(sys.argv) > 3 else None)

@@ -134,11 +134,11 @@ def evaluate(src, weights, n=100):
     "Found shares by mask and false faces on held-out photos, pretrained against fine-tuned."
     from masked_emotions.faces import mtcnn_nets
     from masked_emotions.masking import MASK_TYPES, item_seed
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))); from detector_recall import photo_of  # the same photos
     _, faces = split_faces(src); pick = np.random.default_rng(0).choice(len(faces), n, replace=False)
     photos = []
     for i in pick:
-        big = cv2.resize(faces[i], None, fx=5, fy=5, interpolation=cv2.INTER_CUBIC); pad = big.shape[0] // 2
-        img = cv2.cvtColor(cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2RGB); pts = fer_face(faces[i]).points * 5 + pad
+        img, pts = photo_of(faces[i])
         photos += [('bare', img)] + [(m, draw_mask(img, pts, m, item_seed(0, int(i)))) for m in ('grey', *MASK_TYPES)]
     held_out = background_files()[1]; _, rnet, onet = mtcnn_nets(); tuned = torch.load(weights)
     for name, sd in (('pretrained', {k: v.state_dict() for k, v in (('rnet', rnet), ('onet', onet))}), ('fine-tuned', tuned)):
