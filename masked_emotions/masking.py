@@ -75,7 +75,7 @@ def landmarks(img:np.ndarray, # uint8 HxW or HxWx3
 DETECT_MAX = 1600  # px; larger photos are scaled down to this for detection (landmarks use full resolution)
 HOG_WINDOW = 80  # px; the smallest face dlib's HOG detector finds in an image at its own scale (its CNN detector, about the same)
 CNN_MAX = 480  # px; the CNN fallback searches a copy at most this long, never upsampled: half a second, not nine
-DETECTORS = ('mtcnn', 'hog')
+DETECTORS = ('mtcnn', 'mtcnn_original', 'hog')  # MTCNN fine-tuned for masks (faces.MTCNN_WEIGHTS), MTCNN as published, dlib's HOG
 
 def _scaled(img:np.ndarray, k:float) -> np.ndarray:
     return np.ascontiguousarray(img if k == 1 else cv2.resize(img, None, fx=k, fy=k, interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR))
@@ -88,14 +88,15 @@ def _hog_boxes(img, min_score, min_face) -> list:
     rects, scores, _ = hog_detector().run(small, 1 if min_face is None and min(small.shape[:2]) < 800 else 0, -0.5)
     return [(tuple(v / k for v in (r.left(), r.top(), r.right(), r.bottom())), 'hog', s) for r, s in zip(rects, scores) if s >= (0.3 if min_score is None else min_score)]
 
-def _mtcnn_boxes(img, min_score, min_face) -> list:
-    "MTCNN's (box, 'mtcnn', score) in `img`'s pixels, each box mapped to the HOG box of the face (`faces.hog_box`)."
+def _mtcnn_boxes(img, min_score, min_face, detector='mtcnn') -> list:
+    "MTCNN's (box, `detector`, score) in `img`'s pixels, each box mapped to the HOG box of the face (`faces.hog_box`)."
     from masked_emotions.faces import mtcnn_faces, hog_box, MTCNN_THRESHOLDS
+    nets = 'masks' if detector == 'mtcnn' else 'original'; th = MTCNN_THRESHOLDS[nets]
     k = min(1.0, DETECT_MAX / max(img.shape[:2]))
     small = _scaled(img if img.ndim == 3 else np.dstack([img] * 3), k)
     face = min_face * k if min_face else 40 if min(small.shape[:2]) < 800 else 80  # in `small`'s pixels
-    boxes, scores, _ = mtcnn_faces(small, max(12, round(face)), MTCNN_THRESHOLDS[:2] + (MTCNN_THRESHOLDS[2] if min_score is None else min_score,))
-    return [(tuple(v / k for v in hog_box(b)), 'mtcnn', float(s)) for b, s in zip(boxes, scores)]
+    boxes, scores, _ = mtcnn_faces(small, max(12, round(face)), th[:2] + (th[2] if min_score is None else min_score,), nets)
+    return [(tuple(v / k for v in hog_box(b)), detector, float(s)) for b, s in zip(boxes, scores)]
 
 def _cnn_boxes(img, min_face) -> list:
     "dlib CNN's (box, 'cnn', score) in `img`'s pixels, searched at most `CNN_MAX` px long."
@@ -103,14 +104,14 @@ def _cnn_boxes(img, min_face) -> list:
     return [(tuple(v / k for v in (d.rect.left(), d.rect.top(), d.rect.right(), d.rect.bottom())), 'cnn', d.confidence) for d in cnn_detector()(_scaled(img, k), 0)]
 
 def detect_faces(img:np.ndarray, # uint8 HxW or HxWx3 RGB
-                 detector:str='mtcnn', # 'mtcnn' (finds more faces, masked ones too, and faster) or 'hog' (dlib's, the original project's)
+                 detector:str='mtcnn', # one of `DETECTORS`: 'mtcnn' finds the most faces, masked ones above all, and fast; 'hog' is the original project's
                  cnn_fallback:bool=True, # try dlib's CNN detector when `detector` finds nothing
-                 min_score:float|None=None, # drop detections scoring below this; None: 0.3 for HOG's score, 0.8 for MTCNN's probability
+                 min_score:float|None=None, # drop detections scoring below this; None: 0.3 for HOG's score, MTCNN's O-Net threshold (`faces.MTCNN_THRESHOLDS`) for its probability
                  min_face:int|None=None, # px: the smallest face to look for (smaller is slower); None: 40 below 800 px, else 80
                 ) -> list: # of (box, source, score), largest face first
     "Face boxes in `img`: `detector` first, dlib's CNN detector as fallback."
     if detector not in DETECTORS: raise ValueError(f"detector={detector!r}: expected one of {', '.join(DETECTORS)}")
-    found = _mtcnn_boxes(img, min_score, min_face) if detector == 'mtcnn' else _hog_boxes(img, min_score, min_face)
+    found = _hog_boxes(img, min_score, min_face) if detector == 'hog' else _mtcnn_boxes(img, min_score, min_face, detector)
     if not found and cnn_fallback: found = _cnn_boxes(img, min_face)
     found = [(tuple(int(round(v)) for v in box), src, score) for box, src, score in found]
     return sorted(found, key=lambda f: -(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))

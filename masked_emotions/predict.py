@@ -180,7 +180,7 @@ def masked_emotions_predict(
     out_dir:Param("Videos: folder for each video's CSV, annotated MP4 and timeline PNG (default: beside the video)", str)=None,
     backend:Param('Inference backend (default: the fastest installed; all give the same results)', str, choices=['torch', 'onnxruntime', 'openvino'])=None,
     device:Param('cpu, cuda, cuda:N or mps (default: a GPU if there is one)', str)=None,
-    detector:Param('Face detector: mtcnn (finds more faces, masked ones too, and faster) or hog (dlib, as the original project)', str, choices=list(DETECTORS))='mtcnn',
+    detector:Param('Face detector: mtcnn (fine-tuned for masks: finds the most faces, masked ones above all, and fast), mtcnn_original (as published) or hog (dlib, as the original project)', str, choices=list(DETECTORS))='mtcnn',
 ):
     "Predict the emotion of every face in each image and video, or in every image and video in a folder."
     from masked_emotions.video import VIDEO_SUFFIXES, predict_to_csv

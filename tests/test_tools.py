@@ -101,3 +101,24 @@ def test_finetune_face_detector_labels_its_crops():
         assert (o >= 0.65) if l == 1 else (0.4 <= o < 0.65) if l == -1 else (o < 0.3), (c, l, o)
     scene = m.synthetic_scene(rng)
     assert scene.ndim == 3 and scene.shape[2] == 3 and scene.min() >= -1 and scene.max() <= 1
+
+
+def test_finetune_face_detector_mines_hard_negatives(tmp_path):
+    import numpy as np, cv2
+    from masked_emotions.core import example_photo
+    from masked_emotions.faces import mtcnn_nets
+    m = load_tool('finetune_face_detector'); rng = np.random.default_rng(0)
+    blank = tmp_path/'blank.png'; cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))  # nothing to propose
+    assert [len(v) for v in m.hard_negatives(mtcnn_nets('original'), [blank], rng).values()] == [0, 0]
+    hard = m.hard_negatives(mtcnn_nets('original'), [example_photo()], rng, per_photo=50)  # P-Net proposes plenty here
+    assert hard[24].shape[1:] == (3, 24, 24) and hard[48].shape[1:] == (3, 48, 48)
+    assert 0 < len(hard[24]) <= 100 and len(hard[48]) <= len(hard[24])  # at most 50 per photo size; O-Net gets R-Net's survivors
+    assert hard[24].abs().max() <= 1
+
+
+def test_finetune_face_detector_holds_out_its_false_face_photos():
+    pytest.importorskip('skimage')
+    m = load_tool('finetune_face_detector')
+    train, held_out = m.background_files()
+    assert held_out and not set(train) & set(held_out)
+    assert not any(w in f for f in train + held_out for w in m.WITH_FACES)

@@ -1,13 +1,13 @@
 """How often each face detector finds a face in a mask, against the same photo bare, and what the emotion model then gets right (issue 24, item 5).
 
-    python tools/detector_recall.py FER2013 [N] [MODEL]
+    python tools/detector_recall.py FER2013 [N] [MODEL] [DETECTORS]
 
 N random faces of FER2013's PrivateTest (seeded; default 200), each upscaled 5 times into a 480 px photo, bare, with
 the grey polygon and with each mask type (seeded looks). For each detector (MTCNN, dlib HOG; each with and without
 dlib's CNN detector as fallback): the share of photos where a face is found, the median seconds to find it, how far
 the landmarked eyes are from where they are on the bare face (median, in face widths), and the emotion accuracy of
 `predict` (MODEL: accurate or fast, default accurate) counting a missed face as wrong. Then the share found relative
-to the bare photos.
+to the bare photos. DETECTORS: a comma-separated subset of `masking.DETECTORS` (default all).
 """
 import sys, time, numpy as np, cv2, pandas as pd
 from pathlib import Path
@@ -22,7 +22,7 @@ def photo_of(face, k=5):
     pad = big.shape[0] // 2
     return cv2.cvtColor(cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_REPLICATE), cv2.COLOR_GRAY2RGB), f.points * k + pad
 
-def main(fer2013, n, model):
+def main(fer2013, n, model, detectors=DETECTORS):
     items, faces = split_faces(fer2013)
     rng = np.random.default_rng(0); pick = rng.choice(len(faces), n, replace=False)
     rows = []
@@ -30,7 +30,7 @@ def main(fer2013, n, model):
         img, pts = photo_of(faces[i]); eyes = pts[36:48].reshape(2, 6, 2).mean(1); width = pts[16, 0] - pts[0, 0]
         for style in ('bare', 'grey', *MASK_TYPES):
             x = img if style == 'bare' else draw_mask(img, pts, style, item_seed(0, int(i)))
-            for det in DETECTORS:
+            for det in detectors:
                 for fb in (False, True):
                     t = time.perf_counter(); found = detect_faces(x, det, cnn_fallback=fb); dt = time.perf_counter() - t
                     row = dict(face=i, style=style, detector=det, fallback=fb, found=len(found) > 0, secs=dt, eye_err=np.nan, right=False)
@@ -48,4 +48,5 @@ def main(fer2013, n, model):
 
 if __name__ == '__main__':
     if len(sys.argv) < 2 or not Path(sys.argv[1]).exists(): sys.exit(__doc__)
-    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 200, sys.argv[3] if len(sys.argv) > 3 else None)
+    main(sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 200, sys.argv[3] if len(sys.argv) > 3 else None,
+         sys.argv[4].split(',') if len(sys.argv) > 4 else DETECTORS)

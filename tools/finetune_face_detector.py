@@ -1,24 +1,33 @@
-"""Fine-tune MTCNN's R-Net and O-Net to find faces in masks (an experiment; see the faces notebook for its result).
+"""Fine-tune MTCNN's R-Net and O-Net to find faces in masks: the recipe of `masked_emotions/assets/mtcnn_masks.safetensors`.
 
     python tools/finetune_face_detector.py FER2013 OUT.pt [N_FACES] [EPOCHS]
     python tools/finetune_face_detector.py FER2013 OUT.pt --evaluate [N]
+    python tools/finetune_face_detector.py FER2013 OUT.pt --bundle     # OUT.pt -> the package's safetensors
 
 Labels come from the pretrained MTCNN itself: N_FACES Training faces of FER2013 (default 8000) are upscaled 2 to 6
 times into photos (tinted, on a replicated or plain border); where the pretrained MTCNN finds the bare face, its box
 and five points become the target for crops of that photo bare and with a drawn mask (grey, surgical or cloth; kn95
 is held out): positives (IoU >= 0.65 with the box), part faces (0.4 to 0.65; box targets only) and negatives
-(< 0.3). Extra negatives: random crops of half of scikit-image's sample photos (the other half is held out to count
-false faces), scikit-learn's two, the Rust book's figures when rustup's docs are installed, and 40,000 synthetic
-scenes of ellipses, coins, polygons and text. Adam, learning rate 5e-5, EPOCHS passes (default 2) over each network.
-Needs scikit-image and scikit-learn. Prints, per epoch, the loss, the face/non-face accuracy and the share of
-background crops taken for faces; writes the two networks' state dicts to OUT.pt.
+(< 0.3). Negatives besides: random crops of photos with no face - two thirds of the Debian wallpapers (apt-get
+install gnome-backgrounds plasma-workspace-wallpapers mate-backgrounds ukui-wallpapers lomiri-wallpapers; those
+with a person or a drawn face left out), half of scikit-image's sample photos, scikit-learn's two, the Rust book's
+figures when rustup's docs are installed - and 20,000 synthetic scenes of ellipses, coins, polygons and text. The
+other third of the wallpapers and the other half of scikit-image's photos are held out to count false faces.
+Two rounds, as MTCNN's authors trained it: round 1 fine-tunes the pretrained networks; then the round-1 cascade is run
+over the negative photos and what P-Net proposes (for R-Net) and what R-Net passes at 0.3 (for O-Net) join the
+negatives (hard negatives), and round 2 fine-tunes the round-1 networks again. Adam, learning rate 5e-5, EPOCHS
+passes (default 2) over each network each round. Needs scikit-image and scikit-learn. Prints, per epoch, the loss,
+the face/non-face accuracy and the share of background crops taken for faces; writes OUT.pt (the two networks'
+state dicts) after each round.
 
 --evaluate: the share of N PrivateTest faces (default 100; each upscaled 5 times into a 480 px photo, as
-tools/detector_recall.py makes them) found bare and under each mask, and the false faces on the held-out sample
-photos, for the pretrained networks and for OUT.pt's.
+tools/detector_recall.py makes them) found bare and under each mask, the extra boxes on those photos, and the false
+faces on the held-out photos with no face, for the wheel's networks and for OUT.pt's (at the wheel's thresholds and at
+the package's, `faces.MTCNN_THRESHOLDS`).
 """
 import sys, os, glob, numpy as np, cv2, torch, torch.nn.functional as F
-from masked_emotions.faces import load_mtcnn_net, mtcnn_faces, box_crops
+from functools import lru_cache
+from masked_emotions.faces import load_mtcnn_net, mtcnn_faces, box_crops, square_boxes, _proposals, _refine
 from masked_emotions.masking import fer_face, draw_mask
 from masked_emotions.analysis import split_faces
 
@@ -51,7 +60,7 @@ def face_samples(src, n, rng):
     _, faces = split_faces(src, 'Training'); data = {s: dict(x=[], cls=[], box=[], pts=[]) for s in (24, 48)}
     for i in rng.choice(len(faces), n, replace=False):
         img, k, off = photo(faces[i], rng); pts68 = fer_face(faces[i]).points * k + off
-        boxes, _, points = mtcnn_faces(img)
+        boxes, _, points = mtcnn_faces(img, nets='original')
         if not len(boxes): continue
         b, p = boxes[0], points[0]
         masked = draw_mask(img, pts68, str(rng.choice(('grey', 'surgical', 'cloth'))), int(rng.integers(1 << 30)))
@@ -60,22 +69,45 @@ def face_samples(src, n, rng):
         for x in (img, masked):
             xn = (x.astype(np.float32) - 127.5) / 128
             for s, d in data.items():
-                d['x'].append(box_crops(xn, cr, s)); d['cls'].append(torch.from_numpy(lab)); d['box'].append(torch.from_numpy(box_t).float())
+                d['x'].append(box_crops(xn, cr, s).half()); d['cls'].append(torch.from_numpy(lab)); d['box'].append(torch.from_numpy(box_t).float())
                 d['pts'].append(torch.from_numpy(np.concatenate([pts_t[:, :, 0], pts_t[:, :, 1]], 1)).float())
     return {s: {k: torch.cat(v) for k, v in d.items()} for s, d in data.items()}
 
+WALLPAPER_DIRS = ('/usr/share/backgrounds', '/usr/share/wallpapers')
+WITH_FACES = ('Autumn/', 'SafeLanding/', 'firstgeneration', 'friends_by_', 'the-mouse', 'vnc-', 'Arc-Colors-Transparent', 'mate/abstract/S', 'Waves.png', 'MATE-Stripes')  # a person, a drawn face, or blank once read
+
+def wallpapers():
+    "One file per Debian wallpaper (the middle size of each Plasma wallpaper), in a fixed order, those listed in `WITH_FACES` left out."
+    fs = []
+    for d in sorted(glob.glob(WALLPAPER_DIRS[1] + '/*/')):
+        imgs = sorted(glob.glob(d + 'contents/images/*.*'), key=os.path.getsize)
+        if imgs: fs.append(imgs[len(imgs) // 2])
+    fs += [f for f in sorted(glob.glob(WALLPAPER_DIRS[0] + '/**/*.*', recursive=True)) if f.lower().endswith(('.jpg', '.png', '.jpeg', '.webp')) and '/sway/' not in f]
+    return [f for f in fs if not any(w in f for w in WITH_FACES) and cv2.imread(f) is not None]
+
 def background_files():
+    "Photos with no face: (for training, held out)."
     import skimage.data as skd, sklearn.datasets as skl
     sk = sorted(f for f in glob.glob(os.path.dirname(skd.__file__) + '/*.*') if f.endswith(('.png', '.jpg')) and not f.endswith(('astronaut.png', 'camera.png')))
     rust = sorted(glob.glob(os.path.expanduser('~/.rustup/toolchains/stable-*/share/doc/rust/html/**/*.png'), recursive=True))[:40]
-    return sk[::2] + sorted(glob.glob(os.path.dirname(skl.__file__) + '/images/*.jpg')) + rust, sk[1::2]
+    wp = wallpapers()
+    train = sk[::2] + sorted(glob.glob(os.path.dirname(skl.__file__) + '/images/*.jpg')) + rust + [f for i, f in enumerate(wp) if i % 3 != 1]
+    return [f for f in train if cv2.imread(f) is not None], [f for f in sk[1::2] + wp[1::3] if cv2.imread(f) is not None]  # some of the Rust book's PNGs OpenCV cannot read
+
+def short(f):
+    "A photo's name: a Plasma wallpaper's folder, else the file name."
+    return f.split('/wallpapers/')[1].split('/')[0] if '/wallpapers/' in f else os.path.basename(f)
+
+@lru_cache(None)
+def load_photo(f, side=800):
+    "Photo `f` as RGB, its longer side at most `side` px (read once per process: big PNGs are slow to decode)."
+    im = cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB); k = side / max(im.shape[:2])
+    return cv2.resize(im, None, fx=k, fy=k, interpolation=cv2.INTER_AREA) if k < 1 else im
 
 def background_crops(files, n, s, rng):
     out = []
     for f in files:
-        img = cv2.imread(f)
-        if img is None: continue
-        x = (cv2.cvtColor(img, cv2.COLOR_BGR2RGB).astype(np.float32) - 127.5) / 128; H, W = x.shape[:2]
+        x = (load_photo(f, 2000).astype(np.float32) - 127.5) / 128; H, W = x.shape[:2]
         sz = rng.uniform(12, min(H, W), n); x1, y1 = rng.uniform(0, W - sz), rng.uniform(0, H - sz)
         out.append(box_crops(x, np.stack([x1, y1, x1 + sz, y1 + sz], 1), s))
     return torch.cat(out)
@@ -107,7 +139,7 @@ def finetune(net, x, cls, box, pts, is_bg, epochs, lr=5e-5, bs=256):
         net.train(train); tot = np.zeros(4)
         for b in idx.split(bs):
             with torch.set_grad_enabled(train):
-                o = net(x[b]); c = cls[b]; lab, bx = c >= 0, c != 0
+                o = net(x[b].float()); c = cls[b]; lab, bx = c >= 0, c != 0
                 loss = F.binary_cross_entropy(o[-1][lab].clamp(1e-6, 1 - 1e-6), c[lab].float()) + (0.5 * F.mse_loss(o[0][bx], box[b][bx]) if bx.any() else 0)
                 if onet and (c == 1).any(): loss = loss + F.mse_loss(o[1][c == 1], pts[b][c == 1])
                 if train: opt.zero_grad(); loss.backward(); opt.step()
@@ -117,22 +149,40 @@ def finetune(net, x, cls, box, pts, is_bg, epochs, lr=5e-5, bs=256):
         print(f'  epoch {e}: train {run(tr[torch.randperm(len(tr), generator=g)], True)}; valid {run(va, False)}', flush=True)
     return net.eval()
 
+@torch.inference_mode()
+def hard_negatives(nets, files, rng, per_photo=300):
+    "What the cascade `nets` proposes on photos with no face: P-Net's boxes as 24 px crops (for R-Net), R-Net's above 0.3 as 48 px crops (for O-Net)."
+    pnet, rnet, _ = nets; r, o = [], []
+    for f in files:
+        for side in (400, 800):
+            x = (load_photo(f, side).astype(np.float32) - 127.5) / 128
+            b = _proposals(pnet, x, 20, 0.6)
+            if not len(b): continue
+            b = square_boxes(b[:, :4])
+            if len(b) > per_photo: b = b[rng.choice(len(b), per_photo, replace=False)]
+            c = box_crops(x, b, 24); reg, score = (t.numpy() for t in rnet(c)); r.append(c)
+            keep = score > 0.3
+            if keep.any(): o.append(box_crops(x, square_boxes(_refine(b[keep], reg[keep])), 48))
+    return {24: torch.cat(r) if r else torch.zeros(0, 3, 24, 24), 48: torch.cat(o) if o else torch.zeros(0, 3, 48, 48)}
+
 def main(src, out, n=8000, epochs=2):
     rng = np.random.default_rng(1); torch.manual_seed(0)
     data = face_samples(src, n, rng); train_bg, held_out = background_files()
-    print(f'{len(data[24]["x"])} face-photo crops; {len(train_bg)} background photos; held out for false faces: {[os.path.basename(f) for f in held_out]}')
-    nets = {}
-    for s, name in ((24, 'rnet'), (48, 'onet')):
-        d = data[s]; bg = torch.cat([background_crops(train_bg, 1000, s, rng), synthetic_crops(40000, s, rng)])
-        x = torch.cat([d['x'], bg]); cls = torch.cat([d['cls'], torch.zeros(len(bg), dtype=torch.long)])
-        box = torch.cat([d['box'], torch.zeros(len(bg), 4)]); pts = torch.cat([d['pts'], torch.zeros(len(bg), 10)])
-        is_bg = torch.arange(len(x)) >= len(d['x'])
-        print(name, flush=True); nets[name] = finetune(load_mtcnn_net(name), x, cls, box, pts, is_bg, epochs).state_dict()
-    torch.save(nets, out)
+    print(f'{len(data[24]["x"])} face-photo crops; {len(train_bg)} background photos; held out for false faces: {[short(f) for f in held_out]}', flush=True)
+    nets, hard = [load_mtcnn_net(n) for n in ('pnet', 'rnet', 'onet')], {24: torch.zeros(0, 3, 24, 24), 48: torch.zeros(0, 3, 48, 48)}
+    for rnd in (1, 2):
+        if rnd == 2: hard = hard_negatives(nets, train_bg, rng); print(f'hard negatives: {len(hard[24])} for R-Net, {len(hard[48])} for O-Net', flush=True)
+        for s, i, name in ((24, 1, 'rnet'), (48, 2, 'onet')):
+            d = data[s]; bg = torch.cat([background_crops(train_bg, 400, s, rng), synthetic_crops(20000, s, rng), hard[s]])
+            x = torch.cat([d['x'], bg.half()]); cls = torch.cat([d['cls'], torch.zeros(len(bg), dtype=torch.long)])
+            box = torch.cat([d['box'], torch.zeros(len(bg), 4)]); pts = torch.cat([d['pts'], torch.zeros(len(bg), 10)])
+            is_bg = torch.arange(len(x)) >= len(d['x'])
+            print(f'round {rnd}, {name}: {len(d["x"])} face-photo crops, {len(bg)} negatives', flush=True)
+            nets[i] = finetune(nets[i], x, cls, box, pts, is_bg, epochs); del x
+        torch.save({'rnet': nets[1].state_dict(), 'onet': nets[2].state_dict()}, out)
 
 def evaluate(src, weights, n=100):
-    "Found shares by mask and false faces on held-out photos, pretrained against fine-tuned."
-    from masked_emotions.faces import mtcnn_nets
+    "Found shares by mask, extra boxes, and false faces on held-out photos: the wheel's networks against `weights`'."
     from masked_emotions.masking import MASK_TYPES, item_seed
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))); from detector_recall import photo_of  # the same photos
     _, faces = split_faces(src); pick = np.random.default_rng(0).choice(len(faces), n, replace=False)
@@ -140,17 +190,27 @@ def evaluate(src, weights, n=100):
     for i in pick:
         img, pts = photo_of(faces[i])
         photos += [('bare', img)] + [(m, draw_mask(img, pts, m, item_seed(0, int(i)))) for m in ('grey', *MASK_TYPES)]
-    held_out = background_files()[1]; _, rnet, onet = mtcnn_nets(); tuned = torch.load(weights)
-    for name, sd in (('pretrained', {k: v.state_dict() for k, v in (('rnet', rnet), ('onet', onet))}), ('fine-tuned', tuned)):
-        original = {'rnet': {k: v.clone() for k, v in rnet.state_dict().items()}, 'onet': {k: v.clone() for k, v in onet.state_dict().items()}}
-        rnet.load_state_dict(sd['rnet']); onet.load_state_dict(sd['onet'])
-        found = {}
-        for m, img in photos: found.setdefault(m, []).append(len(mtcnn_faces(img)[0]) > 0)
-        false = {os.path.basename(f): len(mtcnn_faces(cv2.cvtColor(cv2.imread(f), cv2.COLOR_BGR2RGB))[0]) for f in held_out}
-        print(f"{name}: found {', '.join(f'{m} {np.mean(v):.0%}' for m, v in found.items())}; false faces in {len(held_out)} held-out photos: {sum(false.values())} {({k: v for k, v in false.items() if v})}")
-        rnet.load_state_dict(original['rnet']); onet.load_state_dict(original['onet'])
+    from masked_emotions.faces import MTCNN_THRESHOLDS
+    held_out = background_files()[1]; tuned = torch.load(weights)
+    for name, th in (('pretrained', MTCNN_THRESHOLDS['original']), ('fine-tuned', MTCNN_THRESHOLDS['original']), ('fine-tuned', MTCNN_THRESHOLDS['masks'])):
+        nets = [load_mtcnn_net(k) for k in ('pnet', 'rnet', 'onet')]
+        if name == 'fine-tuned': nets[1].load_state_dict(tuned['rnet']); nets[2].load_state_dict(tuned['onet'])
+        found, extra = {}, 0
+        for m, img in photos:
+            k = len(mtcnn_faces(img, thresholds=th, nets=tuple(nets))[0]); found.setdefault(m, []).append(k > 0); extra += max(0, k - 1)
+        false = {short(f): len(mtcnn_faces(load_photo(f), thresholds=th, nets=tuple(nets))[0]) for f in held_out}
+        print(f"{name}, thresholds {th}: found {', '.join(f'{m} {np.mean(v):.0%}' for m, v in found.items())}; extra boxes on those photos {extra}; "
+              f"false faces on {len(held_out)} held-out photos with no face: {sum(false.values())} {({k: v for k, v in false.items() if v})}", flush=True)
+
+def bundle(weights):
+    "OUT.pt's two networks as the package's `mtcnn_masks.safetensors` (keys rnet.* and onet.*)."
+    from safetensors.torch import save_file
+    from masked_emotions.faces import mtcnn_masks_path
+    sd = torch.load(weights); save_file({f'{n}.{k}': v.contiguous() for n in ('rnet', 'onet') for k, v in sd[n].items()}, mtcnn_masks_path())
+    print('wrote', mtcnn_masks_path())
 
 if __name__ == '__main__':
     if len(sys.argv) < 3: sys.exit(__doc__)
     if '--evaluate' in sys.argv: evaluate(sys.argv[1], sys.argv[2], *(int(v) for v in sys.argv[4:5]))
+    elif '--bundle' in sys.argv: bundle(sys.argv[2])
     else: main(sys.argv[1], sys.argv[2], *(int(v) for v in sys.argv[3:5]))
