@@ -88,14 +88,24 @@ def _hog_boxes(img, min_score, min_face) -> list:
     rects, scores, _ = hog_detector().run(small, 1 if min_face is None and min(small.shape[:2]) < 800 else 0, -0.5)
     return [(tuple(v / k for v in (r.left(), r.top(), r.right(), r.bottom())), 'hog', s) for r, s in zip(rects, scores) if s >= (0.3 if min_score is None else min_score)]
 
+def _mask_checked(img, boxes) -> np.ndarray:
+    "Which of the fine-tuned MTCNN's `boxes` in RGB `img` to keep: those the published O-Net also takes for a face, and those the bundled mask detector sees a mask on."
+    import torch
+    from masked_emotions.faces import mtcnn_nets, box_crops, square_boxes, hog_box, MTCNN_THRESHOLDS
+    from masked_emotions.predict import masked_probs, crop_face, fer_frame
+    with torch.inference_mode(): published = mtcnn_nets('original')[2](box_crops((img.astype(np.float32) - 127.5) / 128, square_boxes(boxes), 48))[-1].numpy()
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    return (published > MTCNN_THRESHOLDS['original'][2]) | (masked_probs([crop_face(gray, fer_frame(hog_box(b)), 48) for b in boxes]) > 0.5)
+
 def _mtcnn_boxes(img, min_score, min_face, detector='mtcnn') -> list:
-    "MTCNN's (box, `detector`, score) in `img`'s pixels, each box mapped to the HOG box of the face (`faces.hog_box`)."
+    "MTCNN's (box, `detector`, score) in `img`'s pixels, each box mapped to the HOG box of the face (`faces.hog_box`); the fine-tuned networks' boxes checked by `_mask_checked`."
     from masked_emotions.faces import mtcnn_faces, hog_box, MTCNN_THRESHOLDS
     nets = 'masks' if detector == 'mtcnn' else 'original'; th = MTCNN_THRESHOLDS[nets]
     k = min(1.0, DETECT_MAX / max(img.shape[:2]))
     small = _scaled(img if img.ndim == 3 else np.dstack([img] * 3), k)
     face = min_face * k if min_face else 40 if min(small.shape[:2]) < 800 else 80  # in `small`'s pixels
     boxes, scores, _ = mtcnn_faces(small, max(12, round(face)), th[:2] + (th[2] if min_score is None else min_score,), nets)
+    if nets == 'masks' and len(boxes): keep = _mask_checked(small, boxes); boxes, scores = boxes[keep], scores[keep]
     return [(tuple(v / k for v in hog_box(b)), detector, float(s)) for b, s in zip(boxes, scores)]
 
 def _cnn_boxes(img, min_face) -> list:

@@ -23,7 +23,7 @@ state dicts) after each round.
 --evaluate: the share of N PrivateTest faces (default 100; each upscaled 5 times into a 480 px photo, as
 tools/detector_recall.py makes them) found bare and under each mask, the extra boxes on those photos, and the false
 faces on the held-out photos with no face, for the wheel's networks and for OUT.pt's (at the wheel's thresholds and at
-the package's, `faces.MTCNN_THRESHOLDS`).
+the package's, `faces.MTCNN_THRESHOLDS`); then the false faces of the package's `detect_faces` as shipped.
 """
 import sys, os, glob, numpy as np, cv2, torch, torch.nn.functional as F
 from functools import lru_cache
@@ -201,6 +201,10 @@ def evaluate(src, weights, n=100):
         false = {short(f): len(mtcnn_faces(load_photo(f), thresholds=th, nets=tuple(nets))[0]) for f in held_out}
         print(f"{name}, thresholds {th}: found {', '.join(f'{m} {np.mean(v):.0%}' for m, v in found.items())}; extra boxes on those photos {extra}; "
               f"false faces on {len(held_out)} held-out photos with no face: {sum(false.values())} {({k: v for k, v in false.items() if v})}", flush=True)
+    from masked_emotions.masking import detect_faces
+    false = {short(f): len(detect_faces(load_photo(f), 'mtcnn', cnn_fallback=False)) for f in held_out}
+    print(f"the package's detect_faces (bundled fine-tuned networks, boxes checked as masking._mask_checked does, no fallback): "
+          f"false faces on the held-out photos {sum(false.values())} {({k: v for k, v in false.items() if v})}", flush=True)
 
 def bundle(weights):
     "OUT.pt's two networks as the package's `mtcnn_masks.safetensors` (keys rnet.* and onet.*)."
