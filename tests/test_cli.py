@@ -187,6 +187,9 @@ def test_predict_bundled_example():
     hog = run('masked_emotions_predict', '--detector', 'hog')  # dlib's detector, as the original project
     expected = predict(example_photo(), detector='hog')[0]
     assert hog.returncode == 0 and hog.stdout.strip().endswith(f"(hog, bare, mask drawn): {expected['emotion']} ({expected['confidence']:.0%})"), hog.stdout
+    published = run('masked_emotions_predict', '--detector', 'mtcnn_original')  # MTCNN with the mtcnn wheel's weights
+    expected = predict(example_photo(), detector='mtcnn_original')[0]
+    assert published.returncode == 0 and published.stdout.strip().endswith(f"(mtcnn_original, bare, mask drawn): {expected['emotion']} ({expected['confidence']:.0%})"), published.stdout
     bad = run('masked_emotions_predict', '--detector', 'yolo')
     assert bad.returncode != 0 and "invalid choice: 'yolo'" in bad.stderr, bad.stderr
 
