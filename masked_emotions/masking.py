@@ -94,8 +94,11 @@ def _mask_checked(img, boxes) -> np.ndarray:
     from masked_emotions.faces import mtcnn_nets, box_crops, square_boxes, hog_box, MTCNN_THRESHOLDS
     from masked_emotions.predict import masked_probs, crop_face, fer_frame
     with torch.inference_mode(): published = mtcnn_nets('original')[2](box_crops((img.astype(np.float32) - 127.5) / 128, square_boxes(boxes), 48))[-1].numpy()
-    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    return (published > MTCNN_THRESHOLDS['original'][2]) | (masked_probs([crop_face(gray, fer_frame(hog_box(b)), 48) for b in boxes]) > 0.5)
+    keep = published > MTCNN_THRESHOLDS['original'][2]
+    if not keep.all():  # the mask detector only for the rest
+        gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+        keep[~keep] = masked_probs([crop_face(gray, fer_frame(hog_box(b)), 48) for b in boxes[~keep]]) > 0.5
+    return keep
 
 def _mtcnn_boxes(img, min_score, min_face, detector='mtcnn') -> list:
     "MTCNN's (box, `detector`, score) in `img`'s pixels, each box mapped to the HOG box of the face (`faces.hog_box`); the fine-tuned networks' boxes checked by `_mask_checked`."
