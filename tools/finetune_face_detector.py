@@ -91,8 +91,8 @@ def background_files():
     sk = sorted(f for f in glob.glob(os.path.dirname(skd.__file__) + '/*.*') if f.endswith(('.png', '.jpg')) and not f.endswith(('astronaut.png', 'camera.png')))
     rust = sorted(glob.glob(os.path.expanduser('~/.rustup/toolchains/stable-*/share/doc/rust/html/**/*.png'), recursive=True))[:40]
     wp = wallpapers()
-    train = sk[::2] + sorted(glob.glob(os.path.dirname(skl.__file__) + '/images/*.jpg')) + rust + [f for i, f in enumerate(wp) if i % 3 != 1]
-    return [f for f in train if cv2.imread(f) is not None], [f for f in sk[1::2] + wp[1::3] if cv2.imread(f) is not None]  # some of the Rust book's PNGs OpenCV cannot read
+    readable = lambda fs: [f for f in fs if cv2.imread(f) is not None]  # some of the Rust book's PNGs OpenCV cannot read; `wallpapers` checked its own
+    return readable(sk[::2] + sorted(glob.glob(os.path.dirname(skl.__file__) + '/images/*.jpg')) + rust) + wp[0::3] + wp[2::3], readable(sk[1::2]) + wp[1::3]
 
 def short(f):
     "A photo's name: a Plasma wallpaper's folder, else the file name."
