@@ -164,8 +164,9 @@ def mtcnn_faces(img:np.ndarray, # uint8 HxWx3 RGB
                ) -> tuple: # boxes N x 4 (x1, y1, x2, y2), scores N, points N x 5 x 2 (eyes, nose, mouth corners), best first
     "Faces in `img` by MTCNN."
     none = np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
-    pnet, rnet, onet = mtcnn_nets(nets) if isinstance(nets, str) else nets
-    if thresholds is None: thresholds = MTCNN_THRESHOLDS[nets if isinstance(nets, str) else 'original']
+    if isinstance(nets, str): thresholds, nets = thresholds or MTCNN_THRESHOLDS[nets], mtcnn_nets(nets)
+    pnet, rnet, onet = nets
+    thresholds = thresholds or MTCNN_THRESHOLDS['original']
     x = (img.astype(np.float32) - 127.5) / 128
     b = _proposals(pnet, x, min_face, thresholds[0])
     if not len(b): return none
