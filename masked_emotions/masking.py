@@ -91,9 +91,9 @@ def _hog_boxes(img, min_score, min_face) -> list:
 def _mask_checked(img, boxes) -> np.ndarray:
     "Which of the fine-tuned MTCNN's `boxes` in RGB `img` to keep: those the published O-Net also takes for a face, and those the bundled mask detector sees a mask on."
     import torch
-    from masked_emotions.faces import mtcnn_nets, box_crops, square_boxes, hog_box, MTCNN_THRESHOLDS
+    from masked_emotions.faces import mtcnn_nets, mtcnn_input, box_crops, square_boxes, hog_box, MTCNN_THRESHOLDS
     from masked_emotions.predict import masked_probs, crop_face, fer_frame
-    with torch.inference_mode(): published = mtcnn_nets('original')[2](box_crops((img.astype(np.float32) - 127.5) / 128, square_boxes(boxes), 48))[-1].numpy()
+    with torch.inference_mode(): published = mtcnn_nets('original')[2](box_crops(mtcnn_input(img), square_boxes(boxes), 48))[-1].numpy()
     keep = published > MTCNN_THRESHOLDS['original'][2]
     if not keep.all():  # the mask detector only for the rest
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
