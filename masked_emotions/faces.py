@@ -131,7 +131,7 @@ def box_crops(x:np.ndarray, # HxWx3 float image, normalised
 
 # %% ../nbs/01a_faces.ipynb #b342a6d7
 MTCNN_THRESHOLDS = {'original': (0.6, 0.7, 0.8),  # P-Net, R-Net, O-Net: the mtcnn package's defaults
-                    'masks': (0.6, 0.7, 0.9)}      # the fine-tuned O-Net's set higher (see below)
+                    'masks': (0.3, 0.7, 0.9)}      # the fine-tuned networks': P-Net lower, O-Net higher (see below)
 PYRAMID_STEP = 0.709  # each pyramid level, relative to the last
 
 def mtcnn_input(img:np.ndarray) -> np.ndarray:
@@ -140,10 +140,10 @@ def mtcnn_input(img:np.ndarray) -> np.ndarray:
     return x
 
 def _proposals(pnet, x:np.ndarray, min_face:int, threshold:float) -> np.ndarray:
-    "P-Net's boxes (N x 5: box, score) over the image pyramid of normalised image `x`."
-    H, W = x.shape[:2]; s = 12 / min_face; found = []
+    "P-Net's boxes (N x 5: box, score) over the image pyramid of normalised image `x`, each level resized from the last."
+    H, W = x.shape[:2]; s = 12 / min_face; found = []; level = x
     while min(H, W) * s >= 12:
-        level = cv2.resize(x, (int(np.ceil(W * s)), int(np.ceil(H * s))), interpolation=cv2.INTER_AREA)
+        level = cv2.resize(level, (int(np.ceil(W * s)), int(np.ceil(H * s))), interpolation=cv2.INTER_AREA)  # from the last level: 4x faster than from `x`
         reg, prob = pnet(torch.from_numpy(level).permute(2, 0, 1)[None])
         reg, prob = reg[0].numpy(), prob[0].numpy()
         yy, xx = np.nonzero(prob > threshold)

@@ -14,13 +14,13 @@ from fastcore.script import call_parse, Param
 from .core import *
 
 # %% auto #0
-__all__ = ['DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'DETECTORS', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOURS',
-           'CLOTH_PATTERNS', 'FER_UPSCALE', 'FER_FACE_BOX', 'DISK_ERRNOS', 'MANIFEST_COLUMNS', 'dlib_model_path',
-           'hog_detector', 'cnn_detector', 'shape_predictor', 'Face', 'landmarks', 'detect_faces', 'mask_polygon',
-           'mask_colour', 'MaskLook', 'random_look', 'face_axes', 'mask_top', 'mask_outline', 'mask_texture',
-           'draw_look', 'mask_look', 'draw_mask', 'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'run_chunks',
-           'fer_landmarks', 'item_seed', 'face_style', 'mask_faces', 'masked_name', 'fer_crop', 'output_lock',
-           'mask_dataset', 'masked_emotions_mask']
+__all__ = ['DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'DETECTORS', 'MTCNN_SURE', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES',
+           'MASK_COLOURS', 'CLOTH_PATTERNS', 'FER_UPSCALE', 'FER_FACE_BOX', 'DISK_ERRNOS', 'MANIFEST_COLUMNS',
+           'dlib_model_path', 'hog_detector', 'cnn_detector', 'shape_predictor', 'Face', 'landmarks', 'detect_faces',
+           'mask_polygon', 'mask_colour', 'MaskLook', 'random_look', 'face_axes', 'mask_top', 'mask_outline',
+           'mask_texture', 'draw_look', 'mask_look', 'draw_mask', 'find_faces', 'mask_face', 'fer_face',
+           'mask_fer_face', 'run_chunks', 'fer_landmarks', 'item_seed', 'face_style', 'mask_faces', 'masked_name',
+           'fer_crop', 'output_lock', 'mask_dataset', 'masked_emotions_mask']
 
 # %% ../nbs/01_masking.ipynb #c5f3b5bb
 def dlib_model_path(name:str) -> Path:
@@ -88,13 +88,15 @@ def _hog_boxes(img, min_score, min_face) -> list:
     rects, scores, _ = hog_detector().run(small, 1 if min_face is None and min(small.shape[:2]) < 800 else 0, -0.5)
     return [(tuple(v / k for v in (r.left(), r.top(), r.right(), r.bottom())), 'hog', s) for r, s in zip(rects, scores) if s >= (0.3 if min_score is None else min_score)]
 
-def _mask_checked(img, boxes) -> np.ndarray:
-    "Which of the fine-tuned MTCNN's `boxes` in RGB `img` to keep: those the published O-Net also takes for a face, and those the bundled mask detector sees a mask on."
+MTCNN_SURE = 0.999  # a face probability from the fine-tuned O-Net that `_mask_checked` keeps unchecked (no false face on the held-out photos scored this high)
+
+def _mask_checked(img, boxes, scores) -> np.ndarray:
+    "Which of the fine-tuned MTCNN's `boxes` in RGB `img` to keep: those it `scores` at least `MTCNN_SURE`, those the published O-Net also takes for a face, and those the bundled mask detector sees a mask on."
     import torch
     from masked_emotions.faces import mtcnn_nets, mtcnn_input, box_crops, square_boxes, hog_box, MTCNN_THRESHOLDS
     from masked_emotions.predict import masked_probs, crop_face, fer_frame
     with torch.inference_mode(): published = mtcnn_nets('original')[2](box_crops(mtcnn_input(img), square_boxes(boxes), 48))[-1].numpy()
-    keep = published > MTCNN_THRESHOLDS['original'][2]
+    keep = (published > MTCNN_THRESHOLDS['original'][2]) | (np.asarray(scores) >= MTCNN_SURE)
     if not keep.all():  # the mask detector only for the rest
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         keep[~keep] = masked_probs([crop_face(gray, fer_frame(hog_box(b)), 48) for b in boxes[~keep]]) > 0.5
@@ -108,7 +110,7 @@ def _mtcnn_boxes(img, min_score, min_face, detector='mtcnn') -> list:
     small = _scaled(img if img.ndim == 3 else np.dstack([img] * 3), k)
     face = min_face * k if min_face else 40 if min(small.shape[:2]) < 800 else 80  # in `small`'s pixels
     boxes, scores, _ = mtcnn_faces(small, max(12, round(face)), th[:2] + (th[2] if min_score is None else min_score,), nets)
-    if nets == 'masks' and len(boxes): keep = _mask_checked(small, boxes); boxes, scores = boxes[keep], scores[keep]
+    if nets == 'masks' and len(boxes): keep = _mask_checked(small, boxes, scores); boxes, scores = boxes[keep], scores[keep]
     return [(tuple(v / k for v in hog_box(b)), detector, float(s)) for b, s in zip(boxes, scores)]
 
 def _cnn_boxes(img, min_face) -> list:

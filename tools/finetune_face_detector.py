@@ -3,6 +3,7 @@
     python tools/finetune_face_detector.py FER2013 OUT.pt [N_FACES] [EPOCHS]
     python tools/finetune_face_detector.py FER2013 OUT.pt --evaluate [N]
     python tools/finetune_face_detector.py FER2013 OUT.pt --bundle     # OUT.pt -> the package's safetensors
+    python tools/finetune_face_detector.py FER2013 - --pnet 0.6,0.4,0.3 [N]   # the shipped detector at each P-Net threshold
 
 Labels come from the pretrained MTCNN itself: N_FACES Training faces of FER2013 (default 8000) are upscaled 2 to 6
 times into photos (tinted, on a replicated or plain border); where the pretrained MTCNN finds the bare face, its box
@@ -24,6 +25,10 @@ state dicts) after each round.
 tools/detector_recall.py makes them) found bare and under each mask, the extra boxes on those photos, and the false
 faces on the held-out photos with no face, for the wheel's networks and for OUT.pt's (at the wheel's thresholds and at
 the package's, `faces.MTCNN_THRESHOLDS`); then the false faces of the package's `detect_faces` as shipped.
+
+--pnet: the package's `detect_faces` as shipped (no CNN fallback) with the fine-tuned networks' P-Net threshold set
+to each value in turn: the share of the same N faces found bare and under each mask, that share relative to the bare
+photos, the extra boxes on those one-face photos, and the false faces on the held-out photos.
 """
 import sys, os, glob, numpy as np, cv2, torch, torch.nn.functional as F
 from functools import lru_cache
@@ -206,6 +211,29 @@ def evaluate(src, weights, n=100):
     print(f"the package's detect_faces (bundled fine-tuned networks, boxes checked as masking._mask_checked does, no fallback): "
           f"false faces on the held-out photos {sum(false.values())} {({k: v for k, v in false.items() if v})}", flush=True)
 
+def pnet_sweep(src, thresholds, n=100):
+    "`detect_faces` as shipped with the fine-tuned P-Net's threshold at each of `thresholds`: found shares and false faces."
+    from masked_emotions.masking import MASK_TYPES, item_seed, detect_faces
+    from masked_emotions.faces import MTCNN_THRESHOLDS
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))); from detector_recall import photo_of
+    _, faces = split_faces(src); pick = np.random.default_rng(0).choice(len(faces), n, replace=False)
+    photos = []
+    for i in pick:
+        img, pts = photo_of(faces[i])
+        photos += [('bare', img)] + [(m, draw_mask(img, pts, m, item_seed(0, int(i)))) for m in ('grey', *MASK_TYPES)]
+    held_out, shipped = background_files()[1], MTCNN_THRESHOLDS['masks']
+    try:
+        for t in thresholds:
+            MTCNN_THRESHOLDS['masks'] = (t, *shipped[1:]); found, extra = {}, 0
+            for m, img in photos:
+                k = len(detect_faces(img, cnn_fallback=False)); found.setdefault(m, []).append(k > 0); extra += max(0, k - 1)
+            false = {short(f): len(detect_faces(load_photo(f), cnn_fallback=False)) for f in held_out}
+            bare = np.mean(found['bare'])
+            print(f"P-Net {t}: found {', '.join(f'{m} {np.mean(v):.1%}' for m, v in found.items())}; relative to bare "
+                  f"{', '.join(f'{m} {np.mean(v) / bare:.1%}' for m, v in found.items() if m != 'bare')}; "
+                  f"extra boxes on those {len(photos)} photos {extra}; false faces on {len(held_out)} held-out photos {sum(false.values())} {({k: v for k, v in false.items() if v})}", flush=True)
+    finally: MTCNN_THRESHOLDS['masks'] = shipped
+
 def bundle(weights):
     "OUT.pt's two networks as the package's `mtcnn_masks.safetensors` (keys rnet.* and onet.*)."
     from safetensors.torch import save_file
@@ -217,4 +245,6 @@ if __name__ == '__main__':
     if len(sys.argv) < 3: sys.exit(__doc__)
     if '--evaluate' in sys.argv: evaluate(sys.argv[1], sys.argv[2], *(int(v) for v in sys.argv[4:5]))
     elif '--bundle' in sys.argv: bundle(sys.argv[2])
+    elif '--pnet' in sys.argv:
+        i = sys.argv.index('--pnet'); pnet_sweep(sys.argv[1], [float(v) for v in sys.argv[i + 1].split(',')], *(int(v) for v in sys.argv[i + 2:i + 3]))
     else: main(sys.argv[1], sys.argv[2], *(int(v) for v in sys.argv[3:5]))
