@@ -153,13 +153,13 @@ def mask_matrix(models:dict, # name -> model (None: the bundled one, a model_dir
                ) -> pd.DataFrame: # one row per model and mask: accuracy, macro_f1, n
     "Accuracy and macro-F1 of each model on the faces of `split` under each mask."
     from masked_emotions.masking import fer_landmarks
-    from masked_emotions.models import load_model, face_probs
+    from masked_emotions.models import load_model, face_probs, OnnxNet
     items, faces = split_faces(src, split)
     points, loaded, rows = fer_landmarks(faces), {n: load_model(m) for n, m in models.items()}, []
     for mask in masks:
         x = matrix_faces(faces, points, mask, seed, items['index'], auto)
         for name, (net, card) in loaded.items():
-            probs = face_probs(net, x, card, card.get('tta', False) if tta is None else tta)
+            probs = face_probs(net, x, card, card.get('tta', False) if tta is None else tta, backend=None if isinstance(net, OnnxNet) else 'torch')  # an ONNX-only model: OpenVINO
             m = emotion_metrics(pd.DataFrame(dict(true=items.label.values, predicted=np.array(card['classes'])[probs.argmax(1)])))
             rows.append(dict(model=name, mask=mask + (' (auto)' if auto else ''), accuracy=m['accuracy'], macro_f1=m['macro_f1'], n=m['n'],
                              held_out=any(t in card.get('mask', {}).get('held_out', []) for t in mask.split('+'))))

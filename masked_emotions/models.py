@@ -13,8 +13,9 @@ from .core import *
 # %% auto #0
 __all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'BUNDLED_MODELS', 'ENSEMBLE', 'BACKENDS', 'TTA_ZOOMS', 'conv_bn',
            'emotion_cnn', 'torchvision_model', 'create_model', 'Ensemble', 'save_model', 'default_model_card',
-           'fast_model_card', 'mask_detector_card', 'find_model_card', 'load_model', 'card_network', 'read_card',
-           'load_weights', 'pick_device', 'pick_backend', 'NetRunner', 'net_runner', 'zoom_faces', 'face_probs']
+           'fast_model_card', 'int8_model_card', 'mask_detector_card', 'find_model_card', 'load_model', 'OnnxNet',
+           'card_network', 'read_card', 'load_weights', 'pick_device', 'pick_backend', 'NetRunner', 'net_runner',
+           'zoom_faces', 'face_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -107,14 +108,18 @@ def fast_model_card() -> Path:
     "The model card of the fast bundled model: one network distilled from the default one (see [model card](07_model_card.ipynb))."
     return ASSETS/'fast_model.json'
 
-BUNDLED_MODELS = {'accurate': default_model_card, 'fast': fast_model_card}  # the names a `model` argument may give instead of a path
+def int8_model_card() -> Path:
+    "The model card of the int8 bundled model: the default model quantised to 8-bit integers, an ONNX file that OpenVINO or ONNX Runtime runs on the CPU (see [model card](07_model_card.ipynb))."
+    return ASSETS/'int8_model.json'
+
+BUNDLED_MODELS = {'accurate': default_model_card, 'fast': fast_model_card, 'int8': int8_model_card}  # the names a `model` argument may give instead of a path
 
 def mask_detector_card() -> Path:
     "The model card of the bundled mask detector: is a 48 px face crop masked or bare? (see [mask_detector](03b_mask_detector.ipynb))"
     return ASSETS/'mask_detector.json'
 
 def find_model_card(model=None) -> Path:
-    "The card for `model`: None or 'accurate' (bundled default), 'fast' (the fast bundled model), a card or safetensors file, or a model_dir (its best.json)."
+    "The card for `model`: None or 'accurate' (bundled default), 'fast' (the fast bundled model), 'int8' (the default quantised), a card or safetensors file, or a model_dir (its best.json)."
     if model is None: return default_model_card()
     if isinstance(model, str) and model in BUNDLED_MODELS: return BUNDLED_MODELS[model]()  # a folder so named: pass it as ./fast
     p = Path(model)
@@ -128,13 +133,21 @@ def find_model_card(model=None) -> Path:
 # %% ../nbs/02a_models.ipynb #d2d95b1a
 def load_model(model=None, # see `find_model_card`
               ) -> tuple: # (network in eval mode, card dict)
-    "Rebuild a saved model from its card and safetensors weights."
+    "Rebuild a saved model from its card and safetensors weights (an `OnnxNet` where the card names an `onnx` file)."
     card_path = find_model_card(model)
     card = read_card(card_path)
+    if 'onnx' in card: return OnnxNet(card_path.parent/card['onnx']), card
     try: net = card_network(card)
     except KeyError as e: raise ValueError(f'{card_path}: not a model card (no {e})') from None
     except (ValueError, TypeError) as e: raise ValueError(f'{card_path}: {e}') from None
     return load_weights(net, card_path, card['arch'], card).eval(), card
+
+class OnnxNet(nn.Module):
+    "A network that exists only as an ONNX file, such as a quantised one: OpenVINO or ONNX Runtime run it on the CPU (see `NetRunner`), torch cannot."
+    def __init__(self, path):
+        super().__init__(); self.path = Path(path)
+        if not self.path.exists(): raise FileNotFoundError(f'{self.path}: ONNX file missing for its model card')
+    def forward(self, x): raise RuntimeError(f"{self.path.name} is an ONNX model: run it with face_probs or predict, backend='openvino' or 'onnxruntime'")
 
 ENSEMBLE = 'ensemble'  # the `arch` of an ensemble's card, whose `members` give each member's
 
@@ -198,7 +211,8 @@ def pick_backend(backend:str|None=None, # one of `BACKENDS`; None: the fastest i
 
 # %% ../nbs/02a_models.ipynb #9cbd3f19
 def _onnx_bytes(net:nn.Module, card:dict) -> bytes:
-    "`net` exported to ONNX (any batch size) in memory."
+    "`net` exported to ONNX (any batch size) in memory; an `OnnxNet`'s own file."
+    if isinstance(net, OnnxNet): return net.path.read_bytes()
     buf, s = io.BytesIO(), card['img_size']
     with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice, not the user's business
         warnings.simplefilter('ignore')
@@ -209,7 +223,10 @@ def _onnx_bytes(net:nn.Module, card:dict) -> bytes:
 class NetRunner:
     "`net` (in eval mode) run by `backend` on `device`: called on an N x C x S x S float32 tensor, returns its N x classes output on the CPU."
     def __init__(self, net:nn.Module, card:dict, backend:str|None=None, device=None):
+        if isinstance(net, OnnxNet) and device is None: device = 'cpu'  # an ONNX-only model runs on the CPU, GPU or not
         self.device = pick_device(device); self.backend = pick_backend(backend, self.device)
+        if isinstance(net, OnnxNet) and self.backend == 'torch':
+            raise ValueError(f"model {net.path.name} is an ONNX file: backend='openvino' or 'onnxruntime' runs it on the CPU, torch cannot")
         if self.backend == 'torch':
             self.net = copy.deepcopy(net).to(self.device).eval()
             self.cl = self.device.type == 'cpu'  # channels-last: oneDNN's fast path on a CPU
@@ -231,7 +248,7 @@ _RUNNERS = weakref.WeakKeyDictionary()  # network -> {(backend, device): NetRunn
 
 def net_runner(net:nn.Module, card:dict, backend:str|None=None, device=None) -> NetRunner:
     "The `NetRunner` of `net` for `backend` and `device`, made once."
-    d = pick_device(device); key = (pick_backend(backend, d), str(d))
+    d = pick_device('cpu' if isinstance(net, OnnxNet) and device is None else device); key = (pick_backend(backend, d), str(d))
     runners = _RUNNERS.setdefault(net, {})
     if key not in runners: runners[key] = NetRunner(net, card, *key)
     return runners[key]

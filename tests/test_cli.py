@@ -331,6 +331,18 @@ def test_predict_fast_model_any_backend():
     assert bad.returncode == 2 and 'tflite' in bad.stderr and 'Traceback' not in bad.stderr
 
 
+def test_predict_int8_model():
+    "The quantised model from the command line, on the CPU: close to the accurate model; torch cannot run it, and says so."
+    from masked_emotions.predict import predict
+    out = run('masked_emotions_predict', '--model', 'int8', '--json')
+    assert out.returncode == 0, out.stderr
+    p = json.loads(out.stdout)[0]['faces'][0]['probs']
+    expected = predict(example_photo(), backend='torch', device='cpu')[0]['probs']
+    assert np.allclose(list(p.values()), list(expected.values()), atol=0.05), (p, expected)
+    bad = run('masked_emotions_predict', '--model', 'int8', '--backend', 'torch')
+    assert bad.returncode != 0 and 'torch cannot' in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
+
+
 def test_predict_video(tmp_path):
     from masked_emotions.video import example_clip
     clip, squares = example_clip(tmp_path / 'clip.mp4', 30, mask_from=20)

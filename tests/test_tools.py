@@ -55,7 +55,7 @@ def test_bundle_model_into_a_folder(fer_folder, tmp_path):
     assert again.returncode == 1 and 'do not beat the bundled model' in again.stderr
 
 
-@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall', 'finetune_face_detector'])
+@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall', 'finetune_face_detector', 'quantize_model'])
 def test_tools_explain_themselves(name):
     r = tool(name)
     assert r.returncode != 0 and f'python tools/{name}.py' in r.stderr and 'Traceback' not in r.stderr, r.stderr
@@ -122,3 +122,17 @@ def test_finetune_face_detector_holds_out_its_false_face_photos():
     train, held_out = m.background_files()
     assert held_out and not set(train) & set(held_out)
     assert not any(w in f for f in train + held_out for w in m.WITH_FACES)
+
+
+def test_quantize_model_writes_a_model_that_runs(fer_folder, tmp_path):
+    "The int8 model's recipe, calibrated on the miniature data set, written beside the test: an ONNX model predict can load."
+    pytest.importorskip('onnxruntime')
+    r = tool('quantize_model', fer_folder, '--dest', tmp_path / 'q' / 'int8')
+    assert r.returncode == 0, r.stderr
+    from masked_emotions.models import load_model, face_probs, OnnxNet
+    card = json.loads((tmp_path / 'q' / 'int8.json').read_text())
+    assert card['onnx'] == 'int8.onnx' and card['quantized']['calibration']['masks'] == ['unmasked', 'grey', 'surgical', 'cloth']
+    net, card = load_model(tmp_path / 'q' / 'int8.json')
+    assert isinstance(net, OnnxNet)
+    p = face_probs(net, np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8), card, backend=None)
+    assert p.shape == (3, 7) and np.allclose(p.sum(1), 1, atol=1e-3)

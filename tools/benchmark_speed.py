@@ -2,7 +2,7 @@
 
     python tools/benchmark_speed.py [--quick]
 
-Prints a markdown table: faces/s on 512 batched 48 px crops for each bundled model and backend, with
+Prints a markdown table: faces/s on 512 batched 48 px crops for each bundled model (accurate, fast, int8) and backend, with
 "before" (the per-view torch loop of face_probs before the fast path, measured in the same run); one
 640x480 photo end to end; the detectors (MTCNN fine-tuned, the default, and as published; HOG, and the CNN fallback on a photo HOG misses); and video
 frames/s on a 640x480, 30 fps clip with one face. Every figure is the median of 3 runs.
@@ -58,6 +58,10 @@ def main(quick=False):
         for b in [b for b in BACKENDS if b == 'torch' or _installed(b)]:
             rate = median_rate(lambda: face_probs(net, faces, card, tta, backend=b, device='cpu'), len(faces))
             print(f'| {name} | {b} | {fmt(*rate)} |', flush=True)
+    net, card = get_model('int8')  # the accurate model quantised: an ONNX file, no torch path
+    for b in [b for b in BACKENDS if b != 'torch' and _installed(b)]:
+        rate = median_rate(lambda: face_probs(net, faces, card, card.get('tta', False), backend=b, device='cpu'), len(faces))
+        print(f'| int8 (TTA on) | {b} | {fmt(*rate)} |', flush=True)
     print('\n| what | median ms (runs) |\n|---|---|')
     stretched = cv2.resize(load_image(example_photo()), (640, 480))
     for label, f in [('MTCNN fine-tuned (default), 640x480 (faces from 40 px)', lambda: detect_faces(frame)),
