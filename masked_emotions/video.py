@@ -211,7 +211,7 @@ def _frame_rows(rgb, i:int, t:float, ids:list, faces:list, net, card:dict, add_m
 
 # %% ../nbs/05b_video.ipynb #8a866502
 def predict_video(path, # a video file (anything FFmpeg reads: MP4, MOV, AVI, MKV, WebM...)
-                  model=None, # as `predict`: None or 'accurate', 'fast', a model_dir or card
+                  model=None, # as `predict`: None or 'accurate', 'fast', 'int8', a model_dir or card
                   every:int=1, # detect faces every `every` frames; in between, follow them (dlib's correlation tracker)
                   out_dir=None, # folder for the CSV, annotated MP4 and timeline PNG (see `video_outputs`); None: beside the video
                   annotate:bool=True, # write the annotated MP4

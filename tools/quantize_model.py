@@ -60,11 +60,15 @@ def quantize(src, dest=None) -> Path:
     with atomic_path(card_path) as p: p.write_text(json.dumps(out, indent=2))
     return card_path
 
+def card_metrics(private:dict) -> dict:
+    "A card's metrics from its PrivateTest matrix columns: the matrix, and the grey column as the headline, as the other bundled cards have them."
+    return {'matrix': {'PrivateTest': private}, 'PrivateTest': dict(private['grey'], mask='grey')}
+
 def matrix(src) -> pd.DataFrame:
     "The int8 model's PrivateTest matrix, written into its card; printed beside the accurate model's card."
     mx = pd.concat([mask_matrix({'int8': 'int8'}, src), mask_matrix({'int8': 'int8'}, src, masks=['unmasked'], auto=True)], ignore_index=True)
     card = read_card(int8_model_card())
-    card['metrics'] = {'matrix': {'PrivateTest': {r.mask: dict(accuracy=round(r.accuracy, 4), macro_f1=round(r.macro_f1, 4), held_out=bool(r.held_out)) for r in mx.itertuples()}}}
+    card['metrics'] = card_metrics({r.mask: dict(accuracy=round(r.accuracy, 4), macro_f1=round(r.macro_f1, 4), held_out=bool(r.held_out)) for r in mx.itertuples()})
     with atomic_path(int8_model_card()) as p: p.write_text(json.dumps(card, indent=2))
     acc = read_card(default_model_card())['metrics']['matrix']['PrivateTest']
     rows = [dict(model='accurate', mask=m, accuracy=acc[m]['accuracy'], macro_f1=acc[m]['macro_f1'], held_out=acc[m]['held_out']) for m in mx['mask']]
