@@ -15,7 +15,7 @@ __all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'BUNDLED_MODELS', 'ENSEMB
            'emotion_cnn', 'torchvision_model', 'create_model', 'Ensemble', 'save_model', 'default_model_card',
            'fast_model_card', 'int8_model_card', 'mask_detector_card', 'find_model_card', 'load_model', 'OnnxNet',
            'card_network', 'read_card', 'load_weights', 'pick_device', 'pick_backend', 'NetRunner', 'net_runner',
-           'zoom_faces', 'face_probs']
+           'zoom_faces', 'normalised_faces', 'tta_views', 'face_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -220,11 +220,12 @@ def _onnx_bytes(net:nn.Module, card:dict) -> bytes:
                           dynamic_axes={'faces': {0: 'n'}, 'out': {0: 'n'}}, dynamo=False)
     return buf.getvalue()
 
+def _net_device(net:nn.Module, device): return 'cpu' if isinstance(net, OnnxNet) and device is None else device  # an ONNX-only model runs on the CPU, GPU or not
+
 class NetRunner:
     "`net` (in eval mode) run by `backend` on `device`: called on an N x C x S x S float32 tensor, returns its N x classes output on the CPU."
     def __init__(self, net:nn.Module, card:dict, backend:str|None=None, device=None):
-        if isinstance(net, OnnxNet) and device is None: device = 'cpu'  # an ONNX-only model runs on the CPU, GPU or not
-        self.device = pick_device(device); self.backend = pick_backend(backend, self.device)
+        self.device = pick_device(_net_device(net, device)); self.backend = pick_backend(backend, self.device)
         if isinstance(net, OnnxNet) and self.backend == 'torch':
             raise ValueError(f"model {net.path.name} is an ONNX file: backend='openvino' or 'onnxruntime' runs it on the CPU, torch cannot")
         if self.backend == 'torch':
@@ -248,7 +249,7 @@ _RUNNERS = weakref.WeakKeyDictionary()  # network -> {(backend, device): NetRunn
 
 def net_runner(net:nn.Module, card:dict, backend:str|None=None, device=None) -> NetRunner:
     "The `NetRunner` of `net` for `backend` and `device`, made once."
-    d = pick_device('cpu' if isinstance(net, OnnxNet) and device is None else device); key = (pick_backend(backend, d), str(d))
+    d = pick_device(_net_device(net, device)); key = (pick_backend(backend, d), str(d))
     runners = _RUNNERS.setdefault(net, {})
     if key not in runners: runners[key] = NetRunner(net, card, *key)
     return runners[key]
@@ -263,6 +264,19 @@ def zoom_faces(x:Tensor, # N x C x S x S
     if c == s: return x
     return F.interpolate(x[..., o:o+c, o:o+c], size=(s, s), mode='bilinear', align_corners=False)
 
+def normalised_faces(faces, # N x S x S uint8 faces (array or list)
+                     card:dict) -> Tensor: # N x 1 x S x S
+    "`faces` as a network takes them: scaled to 0-1, normalised with the card's statistics."
+    x = torch.as_tensor(np.asarray(faces), dtype=torch.float32)[:, None] / 255
+    return (x - card['normalize']['mean'][0]) / card['normalize']['std'][0]
+
+def tta_views(x:Tensor, # N x 1 x S x S, from `normalised_faces`
+              card:dict, tta:bool=True) -> list:
+    "The views of `x` that `face_probs` averages: with `tta`, `x` at each of the card's `tta_zooms`, then their mirror images; else `x`."
+    if not tta: return [x]
+    views = [zoom_faces(x, z) for z in card.get('tta_zooms', [1])]
+    return views + [v.flip(-1) for v in views]
+
 def face_probs(net:nn.Module, # in eval mode
                faces, # N x S x S uint8 faces (array or list), S = the card's img_size
                card:dict, tta:bool=True,
@@ -272,13 +286,9 @@ def face_probs(net:nn.Module, # in eval mode
               ) -> np.ndarray: # N x 7
     "Class probabilities of each face; with `tta`, averaged over its mirror image and the card's `tta_zooms`."
     if len(faces) == 0: return np.zeros((0, len(card['classes'])), np.float32)
-    x = torch.as_tensor(np.asarray(faces), dtype=torch.float32)[:, None] / 255
-    x = (x - card['normalize']['mean'][0]) / card['normalize']['std'][0]
-    zooms = card.get('tta_zooms', [1]) if tta else [1]
-    run, out = net_runner(net, card, backend, device), []
+    x, run, out = normalised_faces(faces, card), net_runner(net, card, backend, device), []
     with torch.inference_mode():
         for b in x.split(bs):
-            views = [zoom_faces(b, z) for z in zooms]
-            if tta: views += [v.flip(-1) for v in views]
+            views = tta_views(b, card, tta)
             out.append(run(torch.cat(views)).softmax(1).view(len(views), len(b), -1).mean(0))  # every view in one batch
     return torch.cat(out).numpy()

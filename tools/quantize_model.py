@@ -16,18 +16,15 @@ import sys, json, hashlib, tempfile, datetime
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from masked_emotions.core import atomic_path
-from masked_emotions.models import ASSETS, default_model_card, int8_model_card, load_model, read_card, _onnx_bytes, zoom_faces
+from masked_emotions.models import ASSETS, default_model_card, int8_model_card, load_model, read_card, _onnx_bytes, normalised_faces, tta_views
 from masked_emotions.analysis import split_faces, matrix_faces, mask_matrix, matrix_table
 from masked_emotions.masking import fer_landmarks
 
 CALIBRATION = dict(split='Training', n=512, seed=1, masks=('unmasked', 'grey', 'surgical', 'cloth'), mask_seed=5)
 
 def views(faces, card) -> np.ndarray:
-    "`faces` normalised as the card says, with their TTA views, as `face_probs` feeds them to the network."
-    x = torch.as_tensor(np.asarray(faces), dtype=torch.float32)[:, None] / 255
-    x = (x - card['normalize']['mean'][0]) / card['normalize']['std'][0]
-    v = [zoom_faces(x, z) for z in card.get('tta_zooms', [1])]
-    return torch.cat(v + [t.flip(-1) for t in v]).numpy()
+    "`faces` with their TTA views, as `face_probs` feeds them to the network."
+    return torch.cat(tta_views(normalised_faces(faces, card), card)).numpy()
 
 def calibration_faces(src) -> np.ndarray:
     "The calibration faces: `CALIBRATION['n']` Training faces, each quarter under one of `CALIBRATION['masks']`."
