@@ -136,3 +136,13 @@ def test_quantize_model_writes_a_model_that_runs(fer_folder, tmp_path):
     assert isinstance(net, OnnxNet)
     p = face_probs(net, np.random.default_rng(0).integers(0, 256, (3, 48, 48), dtype=np.uint8), card, backend=None)
     assert p.shape == (3, 7) and np.allclose(p.sum(1), 1, atol=1e-3)
+
+
+def test_detector_photos_are_the_recall_tools(fer_folder):
+    "The fine-tuning tool's --evaluate and --pnet score the photos tools/detector_recall.py makes: each face bare, then under grey and each mask type."
+    from masked_emotions.masking import MASK_TYPES
+    ft = load_tool('finetune_face_detector')
+    photos = ft.recall_photos(fer_folder, 2)
+    assert [m for m, _ in photos] == 2 * ['bare', 'grey', *MASK_TYPES]
+    assert all(p.shape == photos[0][1].shape and p.dtype == np.uint8 for _, p in photos)
+    assert not np.array_equal(photos[0][1], photos[1][1])  # the mask is drawn

@@ -186,8 +186,8 @@ def main(src, out, n=8000, epochs=2):
             nets[i] = finetune(nets[i], x, cls, box, pts, is_bg, epochs); del x
         torch.save({'rnet': nets[1].state_dict(), 'onet': nets[2].state_dict()}, out)
 
-def evaluate(src, weights, n=100):
-    "Found shares by mask, extra boxes, and false faces on held-out photos: the wheel's networks against `weights`'."
+def recall_photos(src, n) -> list:
+    "(mask, photo) for N PrivateTest faces (seeded) as tools/detector_recall.py makes them: bare, under grey and under each mask type."
     from masked_emotions.masking import MASK_TYPES, item_seed
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))); from detector_recall import photo_of  # the same photos
     _, faces = split_faces(src); pick = np.random.default_rng(0).choice(len(faces), n, replace=False)
@@ -195,6 +195,11 @@ def evaluate(src, weights, n=100):
     for i in pick:
         img, pts = photo_of(faces[i])
         photos += [('bare', img)] + [(m, draw_mask(img, pts, m, item_seed(0, int(i)))) for m in ('grey', *MASK_TYPES)]
+    return photos
+
+def evaluate(src, weights, n=100):
+    "Found shares by mask, extra boxes, and false faces on held-out photos: the wheel's networks against `weights`'."
+    photos = recall_photos(src, n)
     from masked_emotions.faces import MTCNN_THRESHOLDS
     held_out = background_files()[1]; tuned = torch.load(weights)
     for name, th in (('pretrained', MTCNN_THRESHOLDS['original']), ('fine-tuned', MTCNN_THRESHOLDS['original']), ('fine-tuned', MTCNN_THRESHOLDS['masks'])):
@@ -213,14 +218,9 @@ def evaluate(src, weights, n=100):
 
 def pnet_sweep(src, thresholds, n=100):
     "`detect_faces` as shipped with the fine-tuned P-Net's threshold at each of `thresholds`: found shares and false faces."
-    from masked_emotions.masking import MASK_TYPES, item_seed, detect_faces
+    from masked_emotions.masking import detect_faces
     from masked_emotions.faces import MTCNN_THRESHOLDS
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))); from detector_recall import photo_of
-    _, faces = split_faces(src); pick = np.random.default_rng(0).choice(len(faces), n, replace=False)
-    photos = []
-    for i in pick:
-        img, pts = photo_of(faces[i])
-        photos += [('bare', img)] + [(m, draw_mask(img, pts, m, item_seed(0, int(i)))) for m in ('grey', *MASK_TYPES)]
+    photos = recall_photos(src, n)
     held_out, shipped = background_files()[1], MTCNN_THRESHOLDS['masks']
     try:
         for t in thresholds:
