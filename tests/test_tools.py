@@ -127,8 +127,12 @@ def test_finetune_face_detector_holds_out_its_false_face_photos():
 def test_quantize_model_writes_a_model_that_runs(fer_folder, tmp_path):
     "The int8 model's recipe, calibrated on the miniature data set, written beside the test: an ONNX model predict can load."
     pytest.importorskip('onnxruntime')
-    r = tool('quantize_model', fer_folder, '--dest', tmp_path / 'q' / 'int8')
+    from masked_emotions.models import int8_model_card
+    bundled = int8_model_card().read_bytes()
+    r = tool('quantize_model', fer_folder, '--dest', tmp_path / 'q' / 'int8', '--matrix')
     assert r.returncode == 0, r.stderr
+    assert int8_model_card().read_bytes() == bundled  # --dest leaves the bundled model alone, --matrix included
+    assert json.loads((tmp_path / 'q' / 'int8.json').read_text())['metrics']['PrivateTest']['mask'] == 'grey'
     from masked_emotions.models import load_model, face_probs, OnnxNet
     card = json.loads((tmp_path / 'q' / 'int8.json').read_text())
     assert card['onnx'] == 'int8.onnx' and card['quantized']['calibration']['masks'] == ['unmasked', 'grey', 'surgical', 'cloth']

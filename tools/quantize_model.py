@@ -16,7 +16,7 @@ import sys, json, hashlib, tempfile, datetime
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from masked_emotions.core import atomic_path
-from masked_emotions.models import ASSETS, default_model_card, int8_model_card, load_model, read_card, _onnx_bytes, normalised_faces, tta_views
+from masked_emotions.models import default_model_card, int8_model_card, load_model, read_card, _onnx_bytes, normalised_faces, tta_views
 from masked_emotions.analysis import split_faces, matrix_faces, mask_matrix, matrix_table
 from masked_emotions.masking import fer_landmarks
 
@@ -43,11 +43,12 @@ def quantize(src, dest=None) -> Path:
     class Reader(CalibrationDataReader):
         def __init__(self): self.it = iter(batches)
         def get_next(self): b = next(self.it, None); return None if b is None else {'faces': b}
-    tmp = Path(tempfile.mkdtemp()); (tmp/'f32.onnx').write_bytes(_onnx_bytes(net, card))
-    quantize_static(str(tmp/'f32.onnx'), str(tmp/'int8.onnx'), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
     onnx = card_path.with_suffix('.onnx')
-    with atomic_path(onnx) as p: p.write_bytes((tmp/'int8.onnx').read_bytes())
+    with tempfile.TemporaryDirectory() as d:  # the float32 export and ONNX Runtime's own files go with it
+        tmp = Path(d); (tmp/'f32.onnx').write_bytes(_onnx_bytes(net, card))
+        quantize_static(str(tmp/'f32.onnx'), str(tmp/'int8.onnx'), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+        with atomic_path(onnx) as p: p.write_bytes((tmp/'int8.onnx').read_bytes())
     weights = default_model_card().with_suffix('.safetensors')
     out = {k: v for k, v in card.items() if k not in ('weights', 'metrics', 'reproduce', 'averaged_from', 'started_from', 'command')}
     out.update(onnx=onnx.name, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
@@ -61,12 +62,13 @@ def card_metrics(private:dict) -> dict:
     "A card's metrics from its PrivateTest matrix columns: the matrix, and the grey column as the headline, as the other bundled cards have them."
     return {'matrix': {'PrivateTest': private}, 'PrivateTest': dict(private['grey'], mask='grey')}
 
-def matrix(src) -> pd.DataFrame:
-    "The int8 model's PrivateTest matrix, written into its card; printed beside the accurate model's card."
-    mx = pd.concat([mask_matrix({'int8': 'int8'}, src), mask_matrix({'int8': 'int8'}, src, masks=['unmasked'], auto=True)], ignore_index=True)
-    card = read_card(int8_model_card())
+def matrix(src, card_path) -> pd.DataFrame:
+    "The PrivateTest matrix of the int8 model at `card_path`, written into its card; printed beside the accurate model's card."
+    models = {'int8': card_path}
+    mx = pd.concat([mask_matrix(models, src), mask_matrix(models, src, masks=['unmasked'], auto=True)], ignore_index=True)
+    card = read_card(card_path)
     card['metrics'] = card_metrics({r.mask: dict(accuracy=round(r.accuracy, 4), macro_f1=round(r.macro_f1, 4), held_out=bool(r.held_out)) for r in mx.itertuples()})
-    with atomic_path(int8_model_card()) as p: p.write_text(json.dumps(card, indent=2))
+    with atomic_path(card_path) as p: p.write_text(json.dumps(card, indent=2))
     acc = read_card(default_model_card())['metrics']['matrix']['PrivateTest']
     rows = [dict(model='accurate', mask=m, accuracy=acc[m]['accuracy'], macro_f1=acc[m]['macro_f1'], held_out=acc[m]['held_out']) for m in mx['mask']]
     both = pd.concat([pd.DataFrame(rows), mx[['model', 'mask', 'accuracy', 'macro_f1', 'held_out']]], ignore_index=True)
@@ -76,5 +78,5 @@ def matrix(src) -> pd.DataFrame:
 if __name__ == '__main__':
     if len(sys.argv) < 2 or not Path(sys.argv[1]).exists(): sys.exit(__doc__)
     dest = sys.argv[sys.argv.index('--dest') + 1] if '--dest' in sys.argv else None
-    print('wrote', quantize(sys.argv[1], dest), flush=True)
-    if '--matrix' in sys.argv: matrix(sys.argv[1])
+    card_path = quantize(sys.argv[1], dest); print('wrote', card_path, flush=True)
+    if '--matrix' in sys.argv: matrix(sys.argv[1], card_path)
