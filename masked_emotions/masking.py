@@ -95,8 +95,10 @@ def _mask_checked(img, boxes, scores) -> np.ndarray:
     import torch
     from masked_emotions.faces import mtcnn_nets, mtcnn_input, box_crops, square_boxes, hog_box, MTCNN_THRESHOLDS
     from masked_emotions.predict import masked_probs, crop_face, fer_frame
-    with torch.inference_mode(): published = mtcnn_nets('original')[2](box_crops(mtcnn_input(img), square_boxes(boxes), 48))[-1].numpy()
-    keep = (published > MTCNN_THRESHOLDS['original'][2]) | (np.asarray(scores) >= MTCNN_SURE)
+    keep = np.asarray(scores) >= MTCNN_SURE
+    if not keep.all():  # the published O-Net only for the rest (on video, most frames have none: 3 ms saved)
+        with torch.inference_mode(): published = mtcnn_nets('original')[2](box_crops(mtcnn_input(img), square_boxes(boxes[~keep]), 48))[-1].numpy()
+        keep[~keep] = published > MTCNN_THRESHOLDS['original'][2]
     if not keep.all():  # the mask detector only for the rest
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         keep[~keep] = masked_probs([crop_face(gray, fer_frame(hog_box(b)), 48) for b in boxes[~keep]]) > 0.5
