@@ -4,7 +4,7 @@
 
 # %% ../nbs/01a_faces.ipynb #f504b793
 from __future__ import annotations
-import importlib.util
+import importlib.util, sys
 from functools import lru_cache
 from pathlib import Path
 import cv2, numpy as np, torch
@@ -13,8 +13,8 @@ from .core import ASSETS
 
 # %% auto #0
 __all__ = ['MTCNN_NETS', 'MTCNN_WEIGHTS', 'MTCNN_THRESHOLDS', 'PYRAMID_STEP', 'HOG_FROM_MTCNN', 'mtcnn_weights_path', 'PNet',
-           'RNet', 'ONet', 'mtcnn_masks_path', 'load_mtcnn_net', 'mtcnn_nets', 'nms', 'square_boxes', 'box_crops',
-           'mtcnn_input', 'mtcnn_faces', 'hog_box']
+           'RNet', 'ONet', 'mtcnn_masks_path', 'load_mtcnn_net', 'mtcnn_nets', 'nms', 'torchvision_nms', 'square_boxes',
+           'box_crops', 'mtcnn_input', 'mtcnn_faces', 'hog_box']
 
 # %% ../nbs/01a_faces.ipynb #d4de8279
 def mtcnn_weights_path(name:str) -> Path:
@@ -99,10 +99,20 @@ def nms(boxes:np.ndarray, # N x 4
        ) -> np.ndarray: # indices kept, best first
     "Non-maximum suppression: greedy, best score first (ties in the order given)."
     if method == 'union' and len(boxes):  # torchvision's loop in C++: boxes a pixel wider make its IoU this one's, ranks make its order this one's
-        from torchvision.ops import nms as tv_nms
         rank = np.empty(len(scores)); rank[np.argsort(-np.asarray(scores), kind='stable')] = np.arange(len(scores), 0, -1)
-        return tv_nms(torch.from_numpy(np.c_[boxes[:, :2], boxes[:, 2:] + 1].astype(np.float64)), torch.from_numpy(rank), overlap).numpy()
+        return torchvision_nms()(torch.from_numpy(np.c_[boxes[:, :2], boxes[:, 2:] + 1].astype(np.float64)), torch.from_numpy(rank), overlap).numpy()
     return _greedy_nms(boxes, scores, overlap, method)
+
+@lru_cache(None)
+def torchvision_nms():
+    "torchvision's NMS operator (C++), loaded without importing torchvision's Python package (2 s of a first call) unless it already is."
+    if 'torchvision' not in sys.modules:
+        try:
+            lib = next(Path(list(importlib.util.find_spec('torchvision').submodule_search_locations)[0]).glob('_C*.*'), None)
+            if lib is not None and lib.suffix in ('.so', '.pyd'): torch.ops.load_library(str(lib)); return torch.ops.torchvision.nms
+        except Exception: pass  # an unusual install: the package's own way
+    from torchvision.ops import nms
+    return nms
 
 def _greedy_nms(boxes, scores, overlap, method) -> np.ndarray:
     "`nms` as a numpy loop (the 'min' method, and the reference for 'union')."

@@ -11,11 +11,11 @@ from torch import nn, Tensor
 from .core import *
 
 # %% auto #0
-__all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'BUNDLED_MODELS', 'ENSEMBLE', 'BACKENDS', 'TTA_ZOOMS', 'conv_bn',
-           'emotion_cnn', 'torchvision_model', 'create_model', 'Ensemble', 'save_model', 'default_model_card',
-           'fast_model_card', 'int8_model_card', 'mask_detector_card', 'find_model_card', 'load_model', 'OnnxNet',
-           'card_network', 'read_card', 'load_weights', 'pick_device', 'pick_backend', 'NetRunner', 'net_runner',
-           'zoom_faces', 'normalised_faces', 'tta_views', 'face_probs']
+__all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'BUNDLED_MODELS', 'ENSEMBLE', 'BACKENDS', 'TTA_ZOOMS', 'WARM_FACES',
+           'conv_bn', 'emotion_cnn', 'torchvision_model', 'create_model', 'Ensemble', 'save_model',
+           'default_model_card', 'fast_model_card', 'int8_model_card', 'mask_detector_card', 'find_model_card',
+           'load_model', 'OnnxNet', 'card_network', 'read_card', 'load_weights', 'pick_device', 'pick_backend',
+           'NetRunner', 'net_runner', 'zoom_faces', 'normalised_faces', 'tta_views', 'face_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -277,16 +277,26 @@ def tta_views(x:Tensor, # N x 1 x S x S, from `normalised_faces`
     views = [zoom_faces(x, z) for z in card.get('tta_zooms', [1])]
     return views + [v.flip(-1) for v in views]
 
+WARM_FACES = 256  # with backend=None on the CPU, a network runs in torch until it has been given this many faces (or one call gives as many), then in `pick_backend`'s choice
+
+_GIVEN = weakref.WeakKeyDictionary()  # network -> faces given to `face_probs` with backend=None
+
+def _warm_backend(net:nn.Module, backend:str|None, device, n:int) -> str|None:
+    "`backend`; None on the CPU stays None (the fastest) once `net` has been given `WARM_FACES` faces, counting these `n`, and is 'torch' until then."
+    if backend is not None or isinstance(net, OnnxNet) or pick_device(device).type != 'cpu': return backend
+    _GIVEN[net] = given = _GIVEN.get(net, 0) + n
+    return None if given >= WARM_FACES else 'torch'
+
 def face_probs(net:nn.Module, # in eval mode
                faces, # N x S x S uint8 faces (array or list), S = the card's img_size
                card:dict, tta:bool=True,
                bs:int=256, # faces per batch (each with its views)
-               backend:str|None='torch', # see `pick_backend`; None: the fastest installed
+               backend:str|None='torch', # see `pick_backend`; None: the fastest installed, after torch for the first `WARM_FACES` faces
                device=None, # see `pick_device`; None: a GPU if there is one
               ) -> np.ndarray: # N x 7
     "Class probabilities of each face; with `tta`, averaged over its mirror image and the card's `tta_zooms`."
     if len(faces) == 0: return np.zeros((0, len(card['classes'])), np.float32)
-    x, run, out = normalised_faces(faces, card), net_runner(net, card, backend, device), []
+    x, run, out = normalised_faces(faces, card), net_runner(net, card, _warm_backend(net, backend, device, len(faces)), device), []
     with torch.inference_mode():
         for b in x.split(bs):
             views = tta_views(b, card, tta)

@@ -5,9 +5,10 @@
 Prints a markdown table: faces/s on 512 batched 48 px crops for each bundled model (accurate, fast, int8) and backend, with
 "before" (the per-view torch loop of face_probs before the fast path, measured in the same run); one
 640x480 photo end to end; the detectors (MTCNN fine-tuned, the default, and as published; HOG, and the CNN fallback on a photo HOG misses); and video
-frames/s on a 640x480, 30 fps clip with one face. Every figure is the median of 3 runs.
+frames/s on a 640x480, 30 fps clip with one face; and the first photo of a fresh process (import, then the first predict:
+what a one-photo command waits for). Every figure is the median of 3 runs.
 """
-import statistics, sys, tempfile, time
+import json, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
 import cv2, numpy as np, torch
 from masked_emotions.core import load_image, example_photo
@@ -38,6 +39,21 @@ def before_face_probs(net, faces, card, tta=True, bs=256):
             if tta: views += [v.flip(-1) for v in views]
             out.append(sum(net(v).softmax(1) for v in views) / len(views))
     return torch.cat(out).numpy()
+
+
+FIRST_PHOTO = """import json, sys, time
+t = time.perf_counter()
+from masked_emotions.predict import predict
+from masked_emotions.core import example_photo
+t1 = time.perf_counter(); predict(example_photo(), model=sys.argv[1], backend=None if sys.argv[2] == 'None' else sys.argv[2]); t2 = time.perf_counter()
+print(json.dumps([t1 - t, t2 - t1]))"""
+
+
+def first_photo(model: str, backend) -> list:
+    "[import s, first predict s] of `RUNS` fresh processes predicting the example photo with `model` and `backend`."
+    runs = [json.loads(subprocess.run([sys.executable, '-c', FIRST_PHOTO, model, str(backend)], capture_output=True, text=True, check=True).stdout)
+            for _ in range(RUNS)]
+    return [sorted(r[i] for r in runs) for i in (0, 1)]
 
 
 def fmt(rate, rates, unit=''): return f"{rate:,.0f}{unit} ({', '.join(f'{r:,.0f}' for r in rates)})"
@@ -75,14 +91,19 @@ def main(quick=False):
                      ('photo 640x480 end to end, fast model, min_face=80', lambda: predict(frame, model='fast', min_face=80)),
                      ('photo 640x480 end to end, fast model, MTCNN as published', lambda: predict(frame, model='fast', detector='mtcnn_original')),
                      ('photo 640x480 end to end, fast model, HOG', lambda: predict(frame, model='fast', detector='hog')),
-                     ('photo 640x480 end to end, accurate model', lambda: predict(frame))]:
+                     ('photo 640x480 end to end, accurate model', lambda: predict(frame)),
+                     ('photo 640x480 end to end, int8 model', lambda: predict(frame, model='int8'))]:
         ms = [1000 / r for r in median_rate(f, 1)[1]]
         print(f"| {label} | {statistics.median(ms):.0f} ({', '.join(f'{m:.0f}' for m in ms)}) |", flush=True)
     print('\n| video, 640x480 30 fps, one face | frames/s (runs) |\n|---|---|')
     n = len(squares)
-    for model, every in [('fast', 1), ('fast', 2), ('fast', 3), ('accurate', 1), ('accurate', 3)]:
+    for model, every in [('fast', 1), ('fast', 2), ('fast', 3), ('accurate', 1), ('accurate', 3), ('int8', 1)]:
         rate = median_rate(lambda: predict_video(clip, model, every, clip_dir / 'out', progress=False), n)
         print(f'| {model}, every={every} | {rate[0]:.1f} ({", ".join(f"{r:.1f}" for r in rate[1])}) |', flush=True)
+    print('\n| first photo of a fresh process (example photo) | import s (runs) | first predict s (runs) |\n|---|---|---|')
+    for model, backend in [('fast', None), ('fast', 'openvino'), ('accurate', None)]:
+        imp, first = first_photo(model, backend)
+        print(f"| {model}, backend={backend} | {statistics.median(imp):.1f} ({', '.join(f'{v:.1f}' for v in imp)}) | {statistics.median(first):.1f} ({', '.join(f'{v:.1f}' for v in first)}) |", flush=True)
 
 
 if __name__ == '__main__': main('--quick' in sys.argv)
