@@ -125,10 +125,14 @@ def detect_faces(img:np.ndarray, # uint8 HxW or HxWx3 RGB
                  cnn_fallback:bool=True, # try dlib's CNN detector when `detector` finds nothing
                  min_score:float|None=None, # drop detections scoring below this; None: 0.3 for HOG's score, MTCNN's O-Net threshold (`faces.MTCNN_THRESHOLDS`) for its probability
                  min_face:int|None=None, # px: the smallest face to look for (smaller is slower); None: 40 below 800 px, else 80
+                 mirror:bool=True, # when the default detector ('mtcnn') finds nothing, look again in the mirror image (before the CNN fallback)
                 ) -> list: # of (box, source, score), largest face first
-    "Face boxes in `img`: `detector` first, dlib's CNN detector as fallback."
+    "Face boxes in `img`: `detector` first (for 'mtcnn', then in the mirror image), dlib's CNN detector as fallback."
     if detector not in DETECTORS: raise ValueError(f"detector={detector!r}: expected one of {', '.join(DETECTORS)}")
     found = _hog_boxes(img, min_score, min_face) if detector == 'hog' else _mtcnn_boxes(img, min_score, min_face, detector)
+    if not found and mirror and detector == 'mtcnn':
+        w = img.shape[1]  # a box (l, t, r, b) in the mirror image is (w - 1 - r, t, w - 1 - l, b) in `img`
+        found = [((w - 1 - r, t, w - 1 - l, b), src, s) for (l, t, r, b), src, s in _mtcnn_boxes(np.ascontiguousarray(img[:, ::-1]), min_score, min_face, detector)]
     if not found and cnn_fallback: found = _cnn_boxes(img, min_face)
     found = [(tuple(int(round(v)) for v in box), src, score) for box, src, score in found]
     return sorted(found, key=lambda f: -(f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))

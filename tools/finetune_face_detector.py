@@ -27,8 +27,9 @@ faces on the held-out photos with no face, for the wheel's networks and for OUT.
 the package's, `faces.MTCNN_THRESHOLDS`); then the false faces of the package's `detect_faces` as shipped.
 
 --pnet: the package's `detect_faces` as shipped (no CNN fallback) with the fine-tuned networks' P-Net threshold set
-to each value in turn: the share of the same N faces found bare and under each mask, that share relative to the bare
-photos, the extra boxes on those one-face photos, and the false faces on the held-out photos.
+to each value in turn, with and without its mirror pass: the share of the same N faces found bare and under each
+mask, that share relative to the bare photos, the extra boxes on those one-face photos, and the false faces on the
+held-out photos.
 """
 import sys, os, glob, numpy as np, cv2, torch, torch.nn.functional as F
 from functools import lru_cache
@@ -217,19 +218,19 @@ def evaluate(src, weights, n=100):
           f"false faces on the held-out photos {sum(false.values())} {({k: v for k, v in false.items() if v})}", flush=True)
 
 def pnet_sweep(src, thresholds, n=100):
-    "`detect_faces` as shipped with the fine-tuned P-Net's threshold at each of `thresholds`: found shares and false faces."
+    "`detect_faces` as shipped (no CNN fallback) with the fine-tuned P-Net's threshold at each of `thresholds`, with and without its mirror pass: found shares and false faces."
     from masked_emotions.masking import detect_faces
     from masked_emotions.faces import MTCNN_THRESHOLDS
     photos = recall_photos(src, n)
     held_out, shipped = background_files()[1], MTCNN_THRESHOLDS['masks']
     try:
-        for t in thresholds:
+        for t, mirror in ((t, m) for t in thresholds for m in (True, False)):
             MTCNN_THRESHOLDS['masks'] = (t, *shipped[1:]); found, extra = {}, 0
             for m, img in photos:
-                k = len(detect_faces(img, cnn_fallback=False)); found.setdefault(m, []).append(k > 0); extra += max(0, k - 1)
-            false = {short(f): len(detect_faces(load_photo(f), cnn_fallback=False)) for f in held_out}
+                k = len(detect_faces(img, cnn_fallback=False, mirror=mirror)); found.setdefault(m, []).append(k > 0); extra += max(0, k - 1)
+            false = {short(f): len(detect_faces(load_photo(f), cnn_fallback=False, mirror=mirror)) for f in held_out}
             bare = np.mean(found['bare'])
-            print(f"P-Net {t}: found {', '.join(f'{m} {np.mean(v):.1%}' for m, v in found.items())}; relative to bare "
+            print(f"P-Net {t}, {'with' if mirror else 'without'} the mirror pass: found {', '.join(f'{m} {np.mean(v):.1%}' for m, v in found.items())}; relative to bare "
                   f"{', '.join(f'{m} {np.mean(v) / bare:.1%}' for m, v in found.items() if m != 'bare')}; "
                   f"extra boxes on those {len(photos)} photos {extra}; false faces on {len(held_out)} held-out photos {sum(false.values())} {({k: v for k, v in false.items() if v})}", flush=True)
     finally: MTCNN_THRESHOLDS['masks'] = shipped
