@@ -108,8 +108,9 @@ def torchvision_nms():
     "torchvision's NMS operator (C++), loaded without importing torchvision's Python package (2 s of a first call) unless it already is."
     if 'torchvision' not in sys.modules:
         try:
-            lib = next(Path(list(importlib.util.find_spec('torchvision').submodule_search_locations)[0]).glob('_C*.*'), None)
-            if lib is not None and lib.suffix in ('.so', '.pyd'): torch.ops.load_library(str(lib)); return torch.ops.torchvision.nms
+            folder = Path(list(importlib.util.find_spec('torchvision').submodule_search_locations)[0])
+            lib = next((p for p in folder.glob('_C*') if p.suffix in ('.so', '.pyd')), None)  # not a type stub beside it
+            if lib is not None: torch.ops.load_library(str(lib)); return torch.ops.torchvision.nms
         except Exception: pass  # an unusual install: the package's own way
     from torchvision.ops import nms
     return nms
