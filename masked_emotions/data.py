@@ -81,7 +81,8 @@ def _faces_on_the_fly(src, img_size:int, mask_types:tuple, mask_seed:int, progre
     "(items, fixed faces, `RandomMaskFace`) for unmasked `src` masked while training."
     src = Path(src)
     if (src/'manifest.csv').exists(): raise ValueError(f'{src}: already masked; mask_types draws masks while training and needs unmasked FER2013')
-    for t in mask_types: mask_look(t)  # an unknown style fails here, before any work
+    for t in mask_types:  # an unknown style fails here, before any work
+        for s in (t.split('+') if isinstance(t, str) else [t]): mask_look(s)
     items = fer2013_items(src)
     bare = load_faces(items, img_size)
     points = face_landmarks(bare, progress)

@@ -335,10 +335,13 @@ def mask_look(style, # a flat style, a type of `MASK_TYPES`, 'random', or a `Mas
 # %% ../nbs/01_masking.ipynb #30eeff34
 def draw_mask(img:np.ndarray, # uint8 HxW or HxWx3 RGB
               points:np.ndarray, # 68x2 landmarks in `img`'s pixel coordinates
-              style='grey', # see `mask_look`
+              style='grey', # see `mask_look`; styles joined by '+' are drawn in turn ('surgical+grey': grey over a surgical mask)
               seed:int=0, # the look of a type or of 'random'
              ) -> np.ndarray:
     "A copy of `img` with a mask drawn on the face: a realistic one, or the flat polygon filled in (anti-aliased, sub-pixel precise)."
+    if isinstance(style, str) and '+' in style:
+        for s in style.split('+'): img = draw_mask(img, points, s, seed)
+        return img
     look = mask_look(style, seed)
     if look is not None: return draw_look(img, points, look)
     rgb = np.array(mask_colour(style), float)

@@ -55,7 +55,17 @@ def test_bundle_model_into_a_folder(fer_folder, tmp_path):
     assert again.returncode == 1 and 'do not beat the bundled model' in again.stderr
 
 
-@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall', 'finetune_face_detector', 'quantize_model'])
+def test_bundle_model_compares_the_columns_predict_serves():
+    "With grey drawn over worn masks (it scores better), a type is judged with grey over it; else alone."
+    bundle_model = load_tool('bundle_model')
+    col = lambda a: dict(accuracy=a, macro_f1=a, held_out=False)
+    over = dict(grey=col(.60), surgical=col(.50), cloth=col(.55), unmasked=col(.40), **{'surgical+grey': col(.58), 'cloth+grey': col(.57)})
+    assert bundle_model.draws_over_masks(over) and bundle_model.worst(over) == .57
+    alone = dict(over, **{'surgical+grey': col(.45), 'cloth+grey': col(.52)})
+    assert not bundle_model.draws_over_masks(alone) and bundle_model.worst(alone) == .50
+
+
+@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall', 'finetune_face_detector', 'quantize_model', 'detector_passes'])
 def test_tools_explain_themselves(name):
     r = tool(name)
     assert r.returncode != 0 and f'python tools/{name}.py' in r.stderr and 'Traceback' not in r.stderr, r.stderr

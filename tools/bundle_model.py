@@ -24,8 +24,10 @@ PrivateTest under every mask (grey, surgical, cloth, kn95, unmasked, unmasked th
 `metrics.PublicTest`/`PrivateTest` from the grey column, and `mask.draw_over_masks` when grey drawn over a worn mask
 scores better on PublicTest (then `predict(add_mask='auto')` draws it over worn masks too). With --fast the model
 becomes the fast bundled model (fast_model.*, `predict(model='fast')`) instead, compared with the fast model bundled
-before if there is one, and the card records its gap to the accurate model on every column. It then must beat the bundled model on its worst PublicTest mask column, if that card has a matrix (a card
-without one cannot be compared: --force, and say why).
+before if there is one, and the card records its gap to the accurate model on every column. It then must beat the
+bundled model on its worst PublicTest mask column, if that card has a matrix (a card without one cannot be compared:
+--force, and say why). The masked columns compared are those `predict` serves: grey, and each type with grey drawn
+over it when the matrix says to draw over masks (else the type alone).
 """
 import json, re, shutil, sys
 from pathlib import Path
@@ -87,15 +89,18 @@ def matrix_metrics(card_path: Path, data: str) -> dict:
     return out
 
 
-def worst(matrix: dict) -> float:
-    "The lowest accuracy over the masked columns (grey and the types) of a split's matrix."
-    return min(v['accuracy'] for k, v in matrix.items() if 'unmasked' not in k and '+' not in k)
-
-
 def draws_over_masks(matrix: dict) -> bool:
     "Whether grey drawn over the worn masks scores better on average than the masks left alone (PublicTest decides)."
     types = [k.split('+')[0] for k in matrix if k.endswith('+grey')]
     return sum(matrix[f'{t}+grey']['accuracy'] - matrix[t]['accuracy'] for t in types) > 0
+
+
+def worst(matrix: dict) -> float:
+    """The lowest accuracy over the masked columns of a split's matrix as `predict(add_mask='auto')` meets them: grey,
+    and each mask type with grey drawn over it if the matrix says to draw over masks (`draws_over_masks`), else alone."""
+    over = draws_over_masks(matrix)
+    cols = [k for k in matrix if 'unmasked' not in k and '+' not in k]
+    return min(matrix[f'{k}+grey' if over and f'{k}+grey' in matrix else k]['accuracy'] for k in cols)
 
 
 def bundle_matrix(card_path: Path, data: str, force: bool, fast: bool = False) -> None:
