@@ -178,7 +178,7 @@ class RunFiles(Callback):
 def _card_mask(dls, settings:dict) -> dict:
     "The card's account of the masks the model was trained on."
     if getattr(dls, 'mask_types', None): return dict(types=list(dls.mask_types), drawn='on the fly, a new random look each time a Training face is used',
-                                                     held_out=[t for t in MASK_TYPES if t not in dls.mask_types])
+                                                     held_out=[t for t in MASK_TYPES if t not in {p for s in dls.mask_types for p in str(s).split('+')}])  # 'surgical+grey' shows surgical
     return dict(style=settings.get('style', 'grey'), polygon='dlib jaw points 2..14 and nose-bridge point 28')
 
 def model_card(dls, arch:str, settings:dict) -> dict:
@@ -337,7 +337,7 @@ def masked_emotions_train(
     distill_alpha:Param("Weight of the teacher's predictions in the loss (the labels get the rest)", float)=0.5,
     temperature:Param("Softening of the teacher's and the student's predictions for distillation", float)=2.,
     bf16:Param('Train in bfloat16 mixed precision (about twice as fast on CPUs with AVX512-BF16 or AMX and on recent GPUs)', store_true)=False,
-    mask_types:Param('Draw masks of these styles while training, comma-separated (e.g. grey,surgical,cloth; none: the masks of data_loc); data_loc must be unmasked', str)=None,
+    mask_types:Param('Draw masks of these styles while training, comma-separated (e.g. grey,surgical,cloth; surgical+grey: grey over a surgical mask; none: the masks of data_loc); data_loc must be unmasked', str)=None,
 ):
     "Train an emotion model on masked FER2013."
     if preset is not None and preset not in PRESETS: sys.exit(f"masked_emotions_train: unknown preset {preset!r}: expected one of {', '.join(PRESETS)}")
