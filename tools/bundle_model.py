@@ -121,6 +121,7 @@ def bundle_matrix(card_path: Path, data: str, force: bool, fast: bool = False) -
                                               for s, m in card['metrics']['matrix'].items()}
         card['command'] = re.sub(r'(--(?:weights|teacher|model_dir) )(?!runs/|/)', r'\1runs/', card['command']).replace(str(Path(data).resolve()), '../shared/data/fer2013')
         card['reproduce'] = read_card(default_model_card())['reproduce'] + ' && ' + card['command']  # the accurate model, then this run
+    else: card['reproduce'] = reproduce(run, data) + f' && python tools/bundle_model.py runs/{run.name} ../shared/data/fer2013 --matrix'
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
     shutil.copy(card_path.with_suffix('.safetensors'), dest.with_suffix('.safetensors'))
     with atomic_path(dest) as p: p.write_text(json.dumps(card, indent=2))

@@ -8,7 +8,7 @@ calibrated on 512 Training faces of FER2013 (seeded), a quarter each bare, grey,
 out, as in training), each as its four TTA views. `reduce_range` because CPUs without VNNI (AVX2 only) multiply
 uint8 by int8 in 16-bit sums that saturate: without it this model lost 6 points on such a CPU.
 Writes masked_emotions/assets/int8_model.onnx and int8_model.json (the accurate model's card, the ONNX file's name
-and how it was made), or DIR/NAME.onnx and .json with --dest. With --matrix, also the evaluation matrix of the int8 model on all PrivateTest faces (as
+and how it was made), or DIR/NAME.onnx and .json with --dest. With --matrix, also the evaluation matrix of the int8 model on all PrivateTest faces (each mask type alone and with grey drawn over it, as
 `masked_emotions_analyze --matrix` measures it, with `predict`'s `auto` column) into its card, printed beside
 the accurate model's.
 """
@@ -65,7 +65,10 @@ def card_metrics(private:dict) -> dict:
 def matrix(src, card_path) -> pd.DataFrame:
     "The PrivateTest matrix of the int8 model at `card_path`, written into its card; printed beside the accurate model's card."
     models = {'int8': card_path}
-    mx = pd.concat([mask_matrix(models, src), mask_matrix(models, src, masks=['unmasked'], auto=True)], ignore_index=True)
+    from masked_emotions.analysis import MATRIX_MASKS
+    from masked_emotions.masking import MASK_TYPES
+    masks = [*MATRIX_MASKS, *(f'{t}+grey' for t in MASK_TYPES)]  # grey drawn over a worn mask, as predict does when the card says so
+    mx = pd.concat([mask_matrix(models, src, masks=masks), mask_matrix(models, src, masks=['unmasked'], auto=True)], ignore_index=True)
     card = read_card(card_path)
     card['metrics'] = card_metrics({r.mask: dict(accuracy=round(r.accuracy, 4), macro_f1=round(r.macro_f1, 4), held_out=bool(r.held_out)) for r in mx.itertuples()})
     with atomic_path(card_path) as p: p.write_text(json.dumps(card, indent=2))

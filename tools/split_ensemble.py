@@ -28,5 +28,6 @@ if __name__ == '__main__':
     keep = {k: v for k, v in card.items() if k not in ('arch', 'members', 'averaged_from', 'greedy', 'metrics', 'command', 'created')}
     names = [member_name(s) for s in card['averaged_from']]
     if len(set(names)) != len(names): names = [f'member{i}' for i in range(len(names))]
+    if keep.get('reproduce'): keep['reproduce'] += f' && python tools/split_ensemble.py {sys.argv[1]} {sys.argv[2]}'  # a run from a member remakes it so
     for m, spec, name, src in zip(net.members, card['members'], names, card['averaged_from']):
         print(save_model(m, Path(sys.argv[2]) / name, dict(keep, arch=spec['arch'], source=f'member of {sys.argv[1]}: {src}')))
