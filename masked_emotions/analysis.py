@@ -12,8 +12,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['MATRIX_MASKS', 'read_predictions', 'emotion_metrics', 'metrics_table', 'plot_confusion', 'label_counts',
-           'plot_label_counts', 'analyze', 'compare_runs', 'split_faces', 'matrix_faces', 'mask_matrix', 'matrix_table',
-           'masked_emotions_analyze']
+           'plot_label_counts', 'analyze', 'compare_runs', 'served_masks', 'split_faces', 'matrix_faces', 'mask_matrix',
+           'matrix_table', 'masked_emotions_analyze']
 
 # %% ../nbs/04_analysis.ipynb #146b8f66
 def read_predictions(src) -> pd.DataFrame:
@@ -124,6 +124,11 @@ def compare_runs(srcs:list, out=None) -> pd.DataFrame:
 # %% ../nbs/04_analysis.ipynb #fadfbc10
 MATRIX_MASKS = ('grey', 'surgical', 'cloth', 'kn95', 'unmasked')
 
+def served_masks() -> list:
+    "`MATRIX_MASKS`, then each mask type with grey drawn over it: the columns `predict` serves when a card says `draw_over_masks`."
+    from masked_emotions.masking import MASK_TYPES
+    return [*MATRIX_MASKS, *(f'{t}+grey' for t in MASK_TYPES)]
+
 def split_faces(src, # unmasked FER2013 (see `fer2013_items`)
                 split:str='PrivateTest') -> tuple: # (items with their number `index` in `src`, N x 48 x 48 faces)
     "The faces of one split of `src`."
@@ -137,9 +142,9 @@ def split_faces(src, # unmasked FER2013 (see `fer2013_items`)
 # %% ../nbs/04_analysis.ipynb #536ce977
 def matrix_faces(faces:np.ndarray, points:np.ndarray, mask:str, seed:int, index, auto:bool=False) -> np.ndarray:
     "`faces` under `mask` ('unmasked', a style, or styles joined by '+', drawn in turn); with `auto`, grey drawn where the mask detector finds a face bare, as `predict` does."
-    from masked_emotions.masking import mask_faces, draw_mask
+    from masked_emotions.masking import mask_faces, mask_parts, draw_mask
     x = faces.copy()
-    for m in mask.split('+'): x = mask_faces(x, points, None if m == 'unmasked' else m, seed, index)
+    for m in mask_parts(mask): x = mask_faces(x, points, None if m == 'unmasked' else m, seed, index)
     if auto:
         from masked_emotions.predict import masked_probs
         for i in np.flatnonzero(masked_probs(x) <= 0.5): x[i] = draw_mask(x[i], points[i])
@@ -152,7 +157,7 @@ def mask_matrix(models:dict, # name -> model (None: the bundled one, a model_dir
                 auto:bool=False, # draw grey on the faces the mask detector finds bare, as `predict(add_mask='auto')` does
                ) -> pd.DataFrame: # one row per model and mask: accuracy, macro_f1, n
     "Accuracy and macro-F1 of each model on the faces of `split` under each mask."
-    from masked_emotions.masking import fer_landmarks
+    from masked_emotions.masking import fer_landmarks, mask_parts
     from masked_emotions.models import load_model, face_probs, OnnxNet
     items, faces = split_faces(src, split)
     points, loaded, rows = fer_landmarks(faces), {n: load_model(m) for n, m in models.items()}, []
@@ -162,7 +167,7 @@ def mask_matrix(models:dict, # name -> model (None: the bundled one, a model_dir
             probs = face_probs(net, x, card, card.get('tta', False) if tta is None else tta, backend=None if isinstance(net, OnnxNet) else 'torch')  # an ONNX-only model: OpenVINO
             m = emotion_metrics(pd.DataFrame(dict(true=items.label.values, predicted=np.array(card['classes'])[probs.argmax(1)])))
             rows.append(dict(model=name, mask=mask + (' (auto)' if auto else ''), accuracy=m['accuracy'], macro_f1=m['macro_f1'], n=m['n'],
-                             held_out=any(t in card.get('mask', {}).get('held_out', []) for t in mask.split('+'))))
+                             held_out=any(t in card.get('mask', {}).get('held_out', []) for t in mask_parts(mask))))
     return pd.DataFrame(rows)
 
 # %% ../nbs/04_analysis.ipynb #5fe61d65

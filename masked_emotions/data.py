@@ -12,7 +12,7 @@ warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  #
 from fastai.vision.all import (DataBlock, TransformBlock, CategoryBlock, ColReader, ColSplitter, Transform,
                                TensorImageBW, IntToFloatTensor, Normalize, aug_transforms)
 from .core import *
-from .masking import mask_dataset, fer_landmarks, mask_faces, mask_look, draw_mask, face_style
+from .masking import mask_dataset, fer_landmarks, mask_faces, mask_look, mask_parts, draw_mask, face_style
 
 # %% auto #0
 __all__ = ['cache_dir', 'masked_source', 'load_faces', 'FaceFromArray', 'face_stats', 'face_augmentations', 'emotion_datablock',
@@ -82,7 +82,7 @@ def _faces_on_the_fly(src, img_size:int, mask_types:tuple, mask_seed:int, progre
     src = Path(src)
     if (src/'manifest.csv').exists(): raise ValueError(f'{src}: already masked; mask_types draws masks while training and needs unmasked FER2013')
     for t in mask_types:  # an unknown style fails here, before any work
-        for s in (t.split('+') if isinstance(t, str) else [t]): mask_look(s)
+        for s in mask_parts(t): mask_look(s)
     items = fer2013_items(src)
     bare = load_faces(items, img_size)
     points = face_landmarks(bare, progress)

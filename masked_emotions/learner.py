@@ -18,7 +18,7 @@ from fastcore.script import call_parse, Param, store_true
 from .core import *
 from .models import *
 from .data import emotion_dataloaders
-from .masking import MASK_TYPES
+from .masking import MASK_TYPES, mask_parts
 
 # %% auto #0
 __all__ = ['OPTIMIZERS', 'PRESETS', 'ORIGINAL_MODELS', 'check_mixup', 'check_distill', 'check_optimizer', 'emotion_learner',
@@ -178,7 +178,7 @@ class RunFiles(Callback):
 def _card_mask(dls, settings:dict) -> dict:
     "The card's account of the masks the model was trained on."
     if getattr(dls, 'mask_types', None): return dict(types=list(dls.mask_types), drawn='on the fly, a new random look each time a Training face is used',
-                                                     held_out=[t for t in MASK_TYPES if t not in {p for s in dls.mask_types for p in str(s).split('+')}])  # 'surgical+grey' shows surgical
+                                                     held_out=[t for t in MASK_TYPES if t not in {p for s in dls.mask_types for p in mask_parts(s)}])  # 'surgical+grey' shows surgical
     return dict(style=settings.get('style', 'grey'), polygon='dlib jaw points 2..14 and nose-bridge point 28')
 
 def model_card(dls, arch:str, settings:dict) -> dict:

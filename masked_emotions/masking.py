@@ -18,7 +18,7 @@ __all__ = ['DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'DETECTORS', 'MTCNN_SURE', 'MA
            'MASK_COLOURS', 'CLOTH_PATTERNS', 'FER_UPSCALE', 'FER_FACE_BOX', 'DISK_ERRNOS', 'MANIFEST_COLUMNS',
            'dlib_model_path', 'hog_detector', 'cnn_detector', 'shape_predictor', 'Face', 'landmarks', 'detect_faces',
            'mask_polygon', 'mask_colour', 'MaskLook', 'random_look', 'face_axes', 'mask_top', 'mask_outline',
-           'mask_texture', 'draw_look', 'mask_look', 'draw_mask', 'find_faces', 'mask_face', 'fer_face',
+           'mask_texture', 'draw_look', 'mask_look', 'mask_parts', 'draw_mask', 'find_faces', 'mask_face', 'fer_face',
            'mask_fer_face', 'run_chunks', 'fer_landmarks', 'item_seed', 'face_style', 'mask_faces', 'masked_name',
            'fer_crop', 'output_lock', 'mask_dataset', 'masked_emotions_mask']
 
@@ -333,14 +333,18 @@ def mask_look(style, # a flat style, a type of `MASK_TYPES`, 'random', or a `Mas
     return None
 
 # %% ../nbs/01_masking.ipynb #30eeff34
+def mask_parts(style) -> list:
+    "The styles drawn in turn for `style`: 'surgical+grey' gives ['surgical', 'grey']; any other style (a name, a colour, a `MaskLook`) is drawn alone."
+    return style.split('+') if isinstance(style, str) else [style]
+
 def draw_mask(img:np.ndarray, # uint8 HxW or HxWx3 RGB
               points:np.ndarray, # 68x2 landmarks in `img`'s pixel coordinates
               style='grey', # see `mask_look`; styles joined by '+' are drawn in turn ('surgical+grey': grey over a surgical mask)
               seed:int=0, # the look of a type or of 'random'
              ) -> np.ndarray:
     "A copy of `img` with a mask drawn on the face: a realistic one, or the flat polygon filled in (anti-aliased, sub-pixel precise)."
-    if isinstance(style, str) and '+' in style:
-        for s in style.split('+'): img = draw_mask(img, points, s, seed)
+    if len(mask_parts(style)) > 1:
+        for s in mask_parts(style): img = draw_mask(img, points, s, seed)
         return img
     look = mask_look(style, seed)
     if look is not None: return draw_look(img, points, look)

@@ -1,7 +1,7 @@
 "The release and research tools in tools/, run as a maintainer runs them, on tiny models."
 import json, subprocess, sys
 from pathlib import Path
-import numpy as np, pytest, torch
+import cv2, numpy as np, pytest, torch
 from safetensors.torch import load_file
 from conftest import run
 
@@ -39,6 +39,12 @@ def test_split_ensemble_gives_back_its_members(two_models, tmp_path):
     assert np.allclose(face_probs(ens, faces, ens_card, tta=False), (3 * parts[0] + 2 * parts[1]) / 5, atol=1e-5)
     single = tool('split_ensemble', two_models[0], tmp_path / 'x')
     assert single.returncode == 1 and 'is a single emotion_cnn, not an ensemble' in single.stderr
+    card = json.loads((tmp_path / 'ens' / 'best.json').read_text())  # a bundled ensemble's card says how it was made
+    (tmp_path / 'ens' / 'best.json').write_text(json.dumps(dict(card, reproduce='masked_emotions_average runs/a runs/b')))
+    again = tool('split_ensemble', (tmp_path / 'ens').resolve(), (tmp_path / 'again').resolve(), cwd=tmp_path)  # absolute paths...
+    assert again.returncode == 0, again.stderr
+    made = json.loads((tmp_path / 'again' / 'runab.json').read_text())['reproduce']
+    assert made == 'masked_emotions_average runs/a runs/b && python tools/split_ensemble.py ens again'  # ...written as relative ones
 
 
 def test_bundle_model_into_a_folder(fer_folder, tmp_path):
@@ -65,7 +71,17 @@ def test_bundle_model_compares_the_columns_predict_serves():
     assert not bundle_model.draws_over_masks(alone) and bundle_model.worst(alone) == .50
 
 
-@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall', 'finetune_face_detector', 'quantize_model', 'detector_passes'])
+def test_bundle_model_masks_data_first_only_when_a_command_reads_it(tmp_path):
+    bundle_model = load_tool('bundle_model')
+    run_dir = tmp_path / 'runs' / 'r'; run_dir.mkdir(parents=True)
+    for data, masked in (('../shared/data/fer2013', False), (str(tmp_path / 'masked'), True)):  # masks drawn on the fly; a masked copy
+        (run_dir / 'settings.json').write_text(json.dumps(dict(command=f'masked_emotions_train --data_loc {data} --model_dir {run_dir}')))
+        made = bundle_model.reproduce(run_dir, str(tmp_path / 'masked'))
+        assert made.startswith('masked_emotions_mask ../shared/data/fer2013 work/masked && ') == masked, made
+        assert made.endswith('--model_dir runs/r') and ('--data_loc work/masked' in made) == masked, made
+
+
+@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall', 'finetune_face_detector', 'quantize_model', 'detector_passes', 'grey_cover'])
 def test_tools_explain_themselves(name):
     r = tool(name)
     assert r.returncode != 0 and f'python tools/{name}.py' in r.stderr and 'Traceback' not in r.stderr, r.stderr
@@ -160,3 +176,24 @@ def test_detector_photos_are_the_recall_tools(fer_folder):
     assert [m for m, _ in photos] == 2 * ['bare', 'grey', *MASK_TYPES]
     assert all(p.shape == photos[0][1].shape and p.dtype == np.uint8 for _, p in photos)
     assert not np.array_equal(photos[0][1], photos[1][1])  # the mask is drawn
+
+
+def test_grey_cover_hides_the_whole_mask_or_only_the_polygon(fer_folder):
+    grey_cover = load_tool('grey_cover')
+    from masked_emotions.analysis import split_faces
+    from masked_emotions.masking import fer_landmarks, draw_mask, random_look, mask_outline
+    _, faces = split_faces(fer_folder, 'PrivateTest')
+    face, look = faces[0], random_look('cloth', 3)
+    pts = fer_landmarks(face[None])[0]
+    worn = draw_mask(face, pts, look)
+    inside = cv2.fillPoly(np.zeros_like(face), [np.round(mask_outline(pts, look)).astype(np.int32)], 1).astype(bool)
+    inside &= ~cv2.dilate(cv2.Canny(inside.astype(np.uint8) * 255, 1, 1), np.ones((3, 3), np.uint8)).astype(bool)  # not the anti-aliased edge
+    whole, polygon = grey_cover.cover(worn, pts, 'outline', look), grey_cover.cover(worn, pts, 'polygon', look)
+    assert inside.sum() > 50 and (whole[inside] == 167).all()  # every pixel of the mask grey
+    assert (polygon == draw_mask(worn, pts, 'grey')).all() and (polygon[inside] != 167).any()  # the polygon leaves some of the cloth
+    with pytest.raises(ValueError, match="unknown cover 'all'"): grey_cover.cover(worn, pts, 'all', look)
+    r = tool('grey_cover', fer_folder, 'PrivateTest', 'kn95')
+    assert r.returncode == 0, r.stderr
+    rows = [l for l in r.stdout.splitlines() if l.startswith('kn95, grey over it')]
+    assert [l.split('(')[1].split(')')[0] for l in rows] == list(grey_cover.COVERS)
+    assert all(0 <= float(v) <= 1 for l in rows for v in l.split()[-3::2])  # accurate, fast

@@ -67,8 +67,10 @@ def commands(run: Path) -> list:
 
 
 def reproduce(run: Path, data: str) -> str:
-    "Portable commands that remake `run` from ../shared's FER2013: masked data in work/masked, runs under runs/."
-    return 'masked_emotions_mask ../shared/data/fer2013 work/masked && ' + portable(' && '.join(commands(run)), run, data)
+    """Portable commands that remake `run` from ../shared's FER2013: masked data in work/masked (masked first, if a
+    command reads it), runs under runs/."""
+    made = portable(' && '.join(commands(run)), run, data)
+    return ('masked_emotions_mask ../shared/data/fer2013 work/masked && ' if 'work/masked' in made else '') + made
 
 
 def portable(text: str, run: Path, data: str) -> str:
@@ -78,12 +80,10 @@ def portable(text: str, run: Path, data: str) -> str:
 
 def matrix_metrics(card_path: Path, data: str) -> dict:
     "split -> mask -> accuracy, macro-F1 and whether the mask type was held out of training."
-    from masked_emotions.analysis import mask_matrix, MATRIX_MASKS
-    from masked_emotions.masking import MASK_TYPES
+    from masked_emotions.analysis import mask_matrix, served_masks
     out = {}
-    for split in ('PublicTest', 'PrivateTest'):
-        masks = [*MATRIX_MASKS, *(f'{t}+grey' for t in MASK_TYPES)]  # grey drawn over a worn mask: does it help?
-        mx = pd.concat([mask_matrix({'m': card_path}, data, split=split, masks=masks), mask_matrix({'m': card_path}, data, split=split, masks=['unmasked'], auto=True)])
+    for split in ('PublicTest', 'PrivateTest'):  # served_masks: with grey drawn over each worn mask too (does it help?)
+        mx = pd.concat([mask_matrix({'m': card_path}, data, split=split, masks=served_masks()), mask_matrix({'m': card_path}, data, split=split, masks=['unmasked'], auto=True)])
         out[split] = {r['mask']: dict(accuracy=round(r['accuracy'], 4), macro_f1=round(r['macro_f1'], 4), held_out=bool(r['held_out'])) for r in mx.to_dict('records')}
         print(split, json.dumps(out[split]), flush=True)
     return out
@@ -91,7 +91,7 @@ def matrix_metrics(card_path: Path, data: str) -> dict:
 
 def draws_over_masks(matrix: dict) -> bool:
     "Whether grey drawn over the worn masks scores better on average than the masks left alone (PublicTest decides)."
-    types = [k.split('+')[0] for k in matrix if k.endswith('+grey')]
+    types = [k.removesuffix('+grey') for k in matrix if k.endswith('+grey')]
     return sum(matrix[f'{t}+grey']['accuracy'] - matrix[t]['accuracy'] for t in types) > 0
 
 

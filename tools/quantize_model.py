@@ -65,10 +65,8 @@ def card_metrics(private:dict) -> dict:
 def matrix(src, card_path) -> pd.DataFrame:
     "The PrivateTest matrix of the int8 model at `card_path`, written into its card; printed beside the accurate model's card."
     models = {'int8': card_path}
-    from masked_emotions.analysis import MATRIX_MASKS
-    from masked_emotions.masking import MASK_TYPES
-    masks = [*MATRIX_MASKS, *(f'{t}+grey' for t in MASK_TYPES)]  # grey drawn over a worn mask, as predict does when the card says so
-    mx = pd.concat([mask_matrix(models, src, masks=masks), mask_matrix(models, src, masks=['unmasked'], auto=True)], ignore_index=True)
+    from masked_emotions.analysis import served_masks  # with grey drawn over each worn mask, as predict does when the card says so
+    mx = pd.concat([mask_matrix(models, src, masks=served_masks()), mask_matrix(models, src, masks=['unmasked'], auto=True)], ignore_index=True)
     card = read_card(card_path)
     card['metrics'] = card_metrics({r.mask: dict(accuracy=round(r.accuracy, 4), macro_f1=round(r.macro_f1, 4), held_out=bool(r.held_out)) for r in mx.itertuples()})
     with atomic_path(card_path) as p: p.write_text(json.dumps(card, indent=2))

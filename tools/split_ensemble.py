@@ -7,7 +7,7 @@ Each member is written to DEST_DIR/NAME.{json,safetensors}, NAME made from the r
 `averaged_from`: runs/kd16/final.json -> kd16f, runs/soup1617/best.json -> soup1617), with the ensemble's card
 fields (classes, normalisation, TTA) and its own arch. The weights are the members' own, bit for bit.
 """
-import sys
+import os, sys
 from pathlib import Path
 
 
@@ -28,6 +28,7 @@ if __name__ == '__main__':
     keep = {k: v for k, v in card.items() if k not in ('arch', 'members', 'averaged_from', 'greedy', 'metrics', 'command', 'created')}
     names = [member_name(s) for s in card['averaged_from']]
     if len(set(names)) != len(names): names = [f'member{i}' for i in range(len(names))]
-    if keep.get('reproduce'): keep['reproduce'] += f' && python tools/split_ensemble.py {sys.argv[1]} {sys.argv[2]}'  # a run from a member remakes it so
+    here = lambda a: os.path.relpath(a) if os.path.isabs(a) else a  # as the repository's commands write paths
+    if keep.get('reproduce'): keep['reproduce'] += f' && python tools/split_ensemble.py {here(sys.argv[1])} {here(sys.argv[2])}'  # a run from a member remakes it so
     for m, spec, name, src in zip(net.members, card['members'], names, card['averaged_from']):
         print(save_model(m, Path(sys.argv[2]) / name, dict(keep, arch=spec['arch'], source=f'member of {sys.argv[1]}: {src}')))
