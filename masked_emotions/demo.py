@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from .core import *
 from .masking import mask_face
-from .models import default_model_card, fast_model_card, int8_model_card
+from .models import default_model_card, fast_model_card, int8_model_card, fast_int8_model_card
 from .predict import image_faces, predict, face_note
 from fastcore.script import call_parse, Param
 
@@ -23,9 +23,9 @@ BUNDLED = 'bundled'  # the model picker's value for the bundled model (a picker 
 
 def model_choices(root='.', # folder searched (3 levels deep) for model_dirs with a best.json
                  ) -> dict: # label -> model for `predict`
-    "The bundled models (accurate, fast, int8) and every trained model_dir under `root`."
+    "The bundled models (accurate, fast, int8, fast_int8) and every trained model_dir under `root`."
     out = {}
-    for label, card_path, value in (('bundled default', default_model_card(), BUNDLED), ('bundled fast', fast_model_card(), 'fast'), ('bundled int8', int8_model_card(), 'int8')):
+    for label, card_path, value in (('bundled default', default_model_card(), BUNDLED), ('bundled fast', fast_model_card(), 'fast'), ('bundled int8', int8_model_card(), 'int8'), ('bundled fast int8', fast_int8_model_card(), 'fast_int8')):
         if not card_path.exists(): continue
         m = json.loads(card_path.read_text()).get('metrics', {})
         acc = m.get('PrivateTest', {}).get('accuracy', m.get('test_accuracy'))  # bundled cards: all of PrivateTest

@@ -13,9 +13,9 @@ from .core import *
 # %% auto #0
 __all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'BUNDLED_MODELS', 'ENSEMBLE', 'BACKENDS', 'TTA_ZOOMS', 'WARM_FACES',
            'conv_bn', 'emotion_cnn', 'torchvision_model', 'create_model', 'Ensemble', 'save_model',
-           'default_model_card', 'fast_model_card', 'int8_model_card', 'mask_detector_card', 'find_model_card',
-           'load_model', 'OnnxNet', 'card_network', 'read_card', 'load_weights', 'pick_device', 'pick_backend',
-           'NetRunner', 'net_runner', 'zoom_faces', 'normalised_faces', 'tta_views', 'face_probs']
+           'default_model_card', 'fast_model_card', 'int8_model_card', 'fast_int8_model_card', 'mask_detector_card',
+           'find_model_card', 'load_model', 'OnnxNet', 'card_network', 'read_card', 'load_weights', 'pick_device',
+           'pick_backend', 'NetRunner', 'net_runner', 'zoom_faces', 'normalised_faces', 'tta_views', 'face_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -112,14 +112,18 @@ def int8_model_card() -> Path:
     "The model card of the int8 bundled model: the default model quantised to 8-bit integers, an ONNX file that OpenVINO or ONNX Runtime runs on the CPU (see [model card](07_model_card.ipynb))."
     return ASSETS/'int8_model.json'
 
-BUNDLED_MODELS = {'accurate': default_model_card, 'fast': fast_model_card, 'int8': int8_model_card}  # the names a `model` argument may give instead of a path
+def fast_int8_model_card() -> Path:
+    "The model card of the fast int8 bundled model: the fast model quantised to 8-bit integers, run on each face and its mirror image (an ONNX file for the CPU; see [model card](07_model_card.ipynb))."
+    return ASSETS/'fast_int8_model.json'
+
+BUNDLED_MODELS = {'accurate': default_model_card, 'fast': fast_model_card, 'int8': int8_model_card, 'fast_int8': fast_int8_model_card}  # the names a `model` argument may give instead of a path
 
 def mask_detector_card() -> Path:
     "The model card of the bundled mask detector: is a 48 px face crop masked or bare? (see [mask_detector](03b_mask_detector.ipynb))"
     return ASSETS/'mask_detector.json'
 
 def find_model_card(model=None) -> Path:
-    "The card for `model`: None or 'accurate' (bundled default), 'fast' (the fast bundled model), 'int8' (the default quantised), a card or safetensors file, or a model_dir (its best.json)."
+    "The card for `model`: None or 'accurate' (bundled default), 'fast' (the fast bundled model), 'int8' (the default quantised), 'fast_int8' (the fast one quantised, with mirror TTA), a card or safetensors file, or a model_dir (its best.json)."
     if model is None: return default_model_card()
     if isinstance(model, str) and model in BUNDLED_MODELS: return BUNDLED_MODELS[model]()  # a folder so named: pass it as ./fast
     p = Path(model)

@@ -331,15 +331,16 @@ def test_predict_fast_model_any_backend():
     assert bad.returncode == 2 and 'tflite' in bad.stderr and 'Traceback' not in bad.stderr
 
 
-def test_predict_int8_model():
-    "The quantised model from the command line, on the CPU: close to the accurate model; torch cannot run it, and says so."
+@pytest.mark.parametrize('name,of,tta', [('int8', 'accurate', None), ('fast_int8', 'fast', True)])
+def test_predict_int8_model(name, of, tta):
+    "A quantised model from the command line, on the CPU: close to the model it was made from (fast_int8: on the face and its mirror image, as it runs); torch cannot run it, and says so."
     from masked_emotions.predict import predict
-    out = run('masked_emotions_predict', '--model', 'int8', '--json')
+    out = run('masked_emotions_predict', '--model', name, '--json')
     assert out.returncode == 0, out.stderr
     p = json.loads(out.stdout)[0]['faces'][0]['probs']
-    expected = predict(example_photo(), backend='torch', device='cpu')[0]['probs']
+    expected = predict(example_photo(), of, tta=tta, backend='torch', device='cpu')[0]['probs']
     assert np.allclose(list(p.values()), list(expected.values()), atol=0.05), (p, expected)
-    bad = run('masked_emotions_predict', '--model', 'int8', '--backend', 'torch')
+    bad = run('masked_emotions_predict', '--model', name, '--backend', 'torch')
     assert bad.returncode != 0 and 'torch cannot' in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
 
 
@@ -450,3 +451,17 @@ def test_two_process_training_on_cpu(fer_folder, tmp_path):
     from masked_emotions.models import load_model
     net, card = load_model(tmp_path / 'two')  # the weights of the network, not of its DDP wrapper
     assert card['metrics']['epoch'] in (1, 2)
+
+
+def test_analyze_matrix_with_tta_on_and_off(fer_folder, tmp_path):
+    "The evaluation matrix from the command line, for a bundled model by name, with its test-time augmentation forced on and off."
+    from masked_emotions.analysis import mask_matrix
+    for tta in ('on', 'off'):
+        r = run('masked_emotions_analyze', 'fast', '--matrix', fer_folder, '--masks', 'grey,cloth+grey', '--tta', tta, '--out', tmp_path / tta)
+        assert r.returncode == 0, r.stderr
+        got = pd.read_csv(tmp_path / tta / 'matrix.csv')
+        assert got['mask'].tolist() == ['grey', 'cloth+grey', 'unmasked (auto)'] and (got.model == 'fast').all()
+        want = mask_matrix({'fast': 'fast'}, fer_folder, masks=['grey', 'cloth+grey'], tta=tta == 'on')
+        assert np.allclose(got.accuracy[:2], want.accuracy) and np.allclose(got.macro_f1[:2], want.macro_f1)
+    bad = run('masked_emotions_analyze', 'fast', '--matrix', fer_folder, '--tta', 'maybe')
+    assert bad.returncode == 2 and "'maybe'" in bad.stderr and 'Traceback' not in bad.stderr

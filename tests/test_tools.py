@@ -150,14 +150,19 @@ def test_finetune_face_detector_holds_out_its_false_face_photos():
     assert not any(w in f for f in train + held_out for w in m.WITH_FACES)
 
 
-def test_quantize_model_writes_a_model_that_runs(fer_folder, tmp_path):
-    "The int8 model's recipe, calibrated on the miniature data set, written beside the test: an ONNX model predict can load."
+@pytest.mark.parametrize('fast', [False, True])
+def test_quantize_model_writes_a_model_that_runs(fer_folder, tmp_path, fast):
+    "The int8 and fast_int8 models' recipe, calibrated on the miniature data set, written beside the test: an ONNX model predict can load."
     pytest.importorskip('onnxruntime')
-    from masked_emotions.models import int8_model_card
-    bundled = int8_model_card().read_bytes()
-    r = tool('quantize_model', fer_folder, '--dest', tmp_path / 'q' / 'int8', '--matrix')
+    from masked_emotions.models import int8_model_card, fast_int8_model_card
+    bundled = [c().read_bytes() for c in (int8_model_card, fast_int8_model_card)]
+    r = tool('quantize_model', fer_folder, '--dest', tmp_path / 'q' / 'int8', '--matrix', *(['--fast'] if fast else []))
     assert r.returncode == 0, r.stderr
-    assert int8_model_card().read_bytes() == bundled  # --dest leaves the bundled model alone, --matrix included
+    assert [c().read_bytes() for c in (int8_model_card, fast_int8_model_card)] == bundled  # --dest leaves the bundled models alone, --matrix included
+    made = json.loads((tmp_path / 'q' / 'int8.json').read_text())
+    assert (made['arch'], made['tta'], made.get('tta_zooms')) == (('emotion_cnn', True, [1]) if fast else ('ensemble', True, [1, 1.05]))
+    assert made['quantized']['of'].startswith('fast_model.json' if fast else 'default_model.json')
+    assert ('fast_int8' in r.stdout and 'fast ' in r.stdout) == fast  # the matrix beside the fast model's too
     assert json.loads((tmp_path / 'q' / 'int8.json').read_text())['metrics']['PrivateTest']['mask'] == 'grey'
     from masked_emotions.models import load_model, face_probs, OnnxNet
     card = json.loads((tmp_path / 'q' / 'int8.json').read_text())
@@ -197,3 +202,8 @@ def test_grey_cover_hides_the_whole_mask_or_only_the_polygon(fer_folder):
     rows = [l for l in r.stdout.splitlines() if l.startswith('kn95, grey over it')]
     assert [l.split('(')[1].split(')')[0] for l in rows] == list(grey_cover.COVERS)
     assert all(0 <= float(v) <= 1 for l in rows for v in l.split()[-3::2])  # accurate, fast
+
+
+def test_benchmark_speed_ab_needs_two_models():
+    r = tool('benchmark_speed', '--ab', 'fast')
+    assert r.returncode != 0 and 'python tools/benchmark_speed.py --ab' in r.stderr and 'Traceback' not in r.stderr, r.stderr

@@ -1,12 +1,15 @@
 """Speed of the inference paths on this machine: run it with nothing else running.
 
     python tools/benchmark_speed.py [--quick]
+    python tools/benchmark_speed.py --ab fast,fast_int8 [BACKEND]   (a name:notta runs without its test-time augmentation)
 
-Prints a markdown table: faces/s on 512 batched 48 px crops for each bundled model (accurate, fast, int8) and backend, with
+Prints a markdown table: faces/s on 512 batched 48 px crops for each bundled model (accurate, fast, int8, fast_int8; fast also with tta=True) and backend, with
 "before" (the per-view torch loop of face_probs before the fast path, measured in the same run); one
 640x480 photo end to end; the detectors (MTCNN fine-tuned, the default, and as published; HOG, and the CNN fallback on a photo HOG misses); and video
 frames/s on a 640x480, 30 fps clip with one face; and the first photo of a fresh process (import, then the first predict:
 what a one-photo command waits for). Every figure is the median of 3 runs.
+With --ab, only two models' faces/s on the same crops, alternately, three rounds (BACKEND default openvino): a
+comparison that a machine whose speed drifts within a run cannot tilt.
 """
 import json, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
@@ -74,10 +77,15 @@ def main(quick=False):
         for b in [b for b in BACKENDS if b == 'torch' or _installed(b)]:
             rate = median_rate(lambda: face_probs(net, faces, card, tta, backend=b, device='cpu'), len(faces))
             print(f'| {name} | {b} | {fmt(*rate)} |', flush=True)
-    net, card = get_model('int8')  # the accurate model quantised: an ONNX file, no torch path
-    for b in [b for b in BACKENDS if b != 'torch' and _installed(b)]:
-        rate = median_rate(lambda: face_probs(net, faces, card, card.get('tta', False), backend=b, device='cpu'), len(faces))
-        print(f'| int8 (TTA on) | {b} | {fmt(*rate)} |', flush=True)
+    net, card = get_model('fast')
+    for b in [b for b in BACKENDS if b != 'torch' and _installed(b)]:  # tta=True: the fast card has no zooms, so its mirror image
+        rate = median_rate(lambda: face_probs(net, faces, card, True, backend=b, device='cpu'), len(faces))
+        print(f'| fast, tta=True (and its mirror image) | {b} | {fmt(*rate)} |', flush=True)
+    for name, label in (('int8', 'int8 (TTA on)'), ('fast_int8', 'fast_int8 (and its mirror image)')):
+        net, card = get_model(name)  # a model quantised: an ONNX file, no torch path
+        for b in [b for b in BACKENDS if b != 'torch' and _installed(b)]:
+            rate = median_rate(lambda: face_probs(net, faces, card, card.get('tta', False), backend=b, device='cpu'), len(faces))
+            print(f'| {label} | {b} | {fmt(*rate)} |', flush=True)
     print('\n| what | median ms (runs) |\n|---|---|')
     stretched = cv2.resize(load_image(example_photo()), (640, 480))
     for label, f in [('MTCNN fine-tuned (default), 640x480 (faces from 40 px)', lambda: detect_faces(frame)),
@@ -92,12 +100,13 @@ def main(quick=False):
                      ('photo 640x480 end to end, fast model, MTCNN as published', lambda: predict(frame, model='fast', detector='mtcnn_original')),
                      ('photo 640x480 end to end, fast model, HOG', lambda: predict(frame, model='fast', detector='hog')),
                      ('photo 640x480 end to end, accurate model', lambda: predict(frame)),
-                     ('photo 640x480 end to end, int8 model', lambda: predict(frame, model='int8'))]:
+                     ('photo 640x480 end to end, int8 model', lambda: predict(frame, model='int8')),
+                     ('photo 640x480 end to end, fast_int8 model', lambda: predict(frame, model='fast_int8'))]:
         ms = [1000 / r for r in median_rate(f, 1)[1]]
         print(f"| {label} | {statistics.median(ms):.0f} ({', '.join(f'{m:.0f}' for m in ms)}) |", flush=True)
     print('\n| video, 640x480 30 fps, one face | frames/s (runs) |\n|---|---|')
     n = len(squares)
-    for model, every in [('fast', 1), ('fast', 2), ('fast', 3), ('accurate', 1), ('accurate', 3), ('int8', 1)]:
+    for model, every in [('fast', 1), ('fast', 2), ('fast', 3), ('accurate', 1), ('accurate', 3), ('int8', 1), ('fast_int8', 1)]:
         rate = median_rate(lambda: predict_video(clip, model, every, clip_dir / 'out', progress=False), n)
         print(f'| {model}, every={every} | {rate[0]:.1f} ({", ".join(f"{r:.1f}" for r in rate[1])}) |', flush=True)
     print('\n| first photo of a fresh process (example photo) | import s (runs) | first predict s (runs) |\n|---|---|---|')
@@ -106,4 +115,23 @@ def main(quick=False):
         print(f"| {model}, backend={backend} | {statistics.median(imp):.1f} ({', '.join(f'{v:.1f}' for v in imp)}) | {statistics.median(first):.1f} ({', '.join(f'{v:.1f}' for v in first)}) |", flush=True)
 
 
-if __name__ == '__main__': main('--quick' in sys.argv)
+def ab(names: list, backend: str = 'openvino'):
+    "Faces/s of two models on the same 512 crops as `main`'s, alternately, three rounds of `median_rate` each."
+    clip_dir = Path(tempfile.mkdtemp())
+    clip, squares = example_clip(clip_dir / 'clip.mp4', 2)
+    frame = next(video_frames(clip)[2])[2]
+    crop = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[squares[0][1]:squares[0][3], squares[0][0]:squares[0][2]], (48, 48))
+    faces, models = np.stack([crop] * 512), [get_model(n.removesuffix(':notta')) for n in names]
+    tta = [False if n.endswith(':notta') else card.get('tta', False) for n, (_, card) in zip(names, models)]
+    print(f'| round | {" | ".join(names)} ({backend}, faces/s) |\n|---|{"---|" * len(names)}')
+    for r in range(3):
+        rates = [median_rate(lambda: face_probs(net, faces, card, t, backend=backend, device='cpu'), len(faces)) for (net, card), t in zip(models, tta)]
+        print(f'| {r + 1} | ' + ' | '.join(fmt(*rate) for rate in rates) + ' |', flush=True)
+
+
+if __name__ == '__main__':
+    if '--ab' in sys.argv:
+        rest = sys.argv[sys.argv.index('--ab') + 1:]
+        if not rest or len(rest[0].split(',')) != 2: sys.exit(__doc__)
+        ab(rest[0].split(','), *rest[1:2])
+    else: main('--quick' in sys.argv)

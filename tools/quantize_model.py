@@ -1,14 +1,16 @@
-"""Quantise the bundled accurate model to 8-bit integers: the package's `int8` model (`predict(..., model='int8')`).
+"""Quantise the bundled accurate model to 8-bit integers: the package's `int8` model (`predict(..., model='int8')`);
+with --fast, the bundled fast model: the package's `fast_int8` model, run on each face and its mirror image.
 
-    python tools/quantize_model.py FER2013 [--matrix] [--dest DIR/NAME]
+    python tools/quantize_model.py FER2013 [--fast] [--matrix] [--dest DIR/NAME]
 
 Static quantisation with ONNX Runtime (`pip install onnxruntime`): the accurate ensemble exported to ONNX, QDQ
 format, weights int8 per output channel with `reduce_range` (7-bit weights), activations uint8, min-max ranges
 calibrated on 512 Training faces of FER2013 (seeded), a quarter each bare, grey, surgical and cloth (kn95 stays held
-out, as in training), each as its four TTA views. `reduce_range` because CPUs without VNNI (AVX2 only) multiply
+out, as in training), each in the views the model is run on. `reduce_range` because CPUs without VNNI (AVX2 only) multiply
 uint8 by int8 in 16-bit sums that saturate: without it this model lost 6 points on such a CPU.
 Writes masked_emotions/assets/int8_model.onnx and int8_model.json (the accurate model's card, the ONNX file's name
-and how it was made), or DIR/NAME.onnx and .json with --dest. With --matrix, also the evaluation matrix of the int8 model on all PrivateTest faces (each mask type alone and with grey drawn over it, as
+and how it was made; with --fast, fast_int8_model.*: the fast model's card with `tta` on and `FAST_TTA_ZOOMS`, its
+views the face and its mirror image), or DIR/NAME.onnx and .json with --dest. With --matrix, also the evaluation matrix of the int8 model on all PrivateTest faces (each mask type alone and with grey drawn over it, as
 `masked_emotions_analyze --matrix` measures it, with `predict`'s `auto` column) into its card, printed beside
 the accurate model's.
 """
@@ -16,10 +18,11 @@ import sys, json, hashlib, tempfile, datetime
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from masked_emotions.core import atomic_path
-from masked_emotions.models import default_model_card, int8_model_card, load_model, read_card, _onnx_bytes, normalised_faces, tta_views
+from masked_emotions.models import default_model_card, fast_model_card, int8_model_card, fast_int8_model_card, load_model, read_card, _onnx_bytes, normalised_faces, tta_views
 from masked_emotions.analysis import split_faces, matrix_faces, mask_matrix, matrix_table
 from masked_emotions.masking import fer_landmarks
 
+FAST_TTA_ZOOMS = [1]  # the fast int8 model's views: the face and its mirror image (twice the work of none, half of the card's zooms)
 CALIBRATION = dict(split='Training', n=512, seed=1, masks=('unmasked', 'grey', 'surgical', 'cloth'), mask_seed=5)
 
 def views(faces, card) -> np.ndarray:
@@ -34,11 +37,13 @@ def calibration_faces(src) -> np.ndarray:
     k = len(c['masks'])
     return np.concatenate([matrix_faces(f[i::k], pts[i::k], m, c['mask_seed'], idx[i::k]) for i, m in enumerate(c['masks'])])
 
-def quantize(src, dest=None) -> Path:
-    "Write the int8 ONNX file and its card as `dest`.onnx and .json (default: the package's int8 model); return the card's path."
-    card_path = int8_model_card() if dest is None else Path(dest).with_suffix('.json')
+def quantize(src, dest=None, fast:bool=False) -> Path:
+    "Write the int8 ONNX file and its card as `dest`.onnx and .json (default: the package's int8 or, `fast`, fast_int8 model); return the card's path."
+    card_path = (fast_int8_model_card() if fast else int8_model_card()) if dest is None else Path(dest).with_suffix('.json')
     from onnxruntime.quantization import quantize_static, CalibrationDataReader, QuantFormat, QuantType, CalibrationMethod
-    net, card = load_model(None)
+    source = fast_model_card() if fast else default_model_card()
+    net, card = load_model(source)
+    if fast: card = dict(card, tta=True, tta_zooms=FAST_TTA_ZOOMS)
     batches = [views(b, card) for b in np.array_split(calibration_faces(src), 8)]
     class Reader(CalibrationDataReader):
         def __init__(self): self.it = iter(batches)
@@ -49,12 +54,12 @@ def quantize(src, dest=None) -> Path:
         quantize_static(str(tmp/'f32.onnx'), str(tmp/'int8.onnx'), Reader(), quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
         with atomic_path(onnx) as p: p.write_bytes((tmp/'int8.onnx').read_bytes())
-    weights = default_model_card().with_suffix('.safetensors')
-    out = {k: v for k, v in card.items() if k not in ('weights', 'metrics', 'reproduce', 'averaged_from', 'started_from', 'command')}
+    weights = source.with_suffix('.safetensors')
+    out = {k: v for k, v in card.items() if k not in ('weights', 'metrics', 'reproduce', 'averaged_from', 'started_from', 'command', 'gap_to_accurate')}
     out.update(onnx=onnx.name, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-               quantized=dict(of=f'{default_model_card().name} ({weights.name} sha256 {hashlib.sha256(weights.read_bytes()).hexdigest()[:16]})',
+               quantized=dict(of=f'{source.name} ({weights.name} sha256 {hashlib.sha256(weights.read_bytes()).hexdigest()[:16]})',
                               method='ONNX Runtime quantize_static: QDQ, int8 weights per channel with reduce_range, uint8 activations, min-max',
-                              calibration=dict(CALIBRATION, source=str(src)), command=f'python tools/quantize_model.py {src}'))
+                              calibration=dict(CALIBRATION, source=str(src)), command=f'python tools/quantize_model.py {src}' + (' --fast' if fast else '')))
     with atomic_path(card_path) as p: p.write_text(json.dumps(out, indent=2))
     return card_path
 
@@ -62,22 +67,24 @@ def card_metrics(private:dict) -> dict:
     "A card's metrics from its PrivateTest matrix columns: the matrix, and the grey column as the headline, as the other bundled cards have them."
     return {'matrix': {'PrivateTest': private}, 'PrivateTest': dict(private['grey'], mask='grey')}
 
-def matrix(src, card_path) -> pd.DataFrame:
-    "The PrivateTest matrix of the int8 model at `card_path`, written into its card; printed beside the accurate model's card."
-    models = {'int8': card_path}
+def matrix(src, card_path, fast:bool=False) -> pd.DataFrame:
+    "The PrivateTest matrix of the int8 model at `card_path`, written into its card; printed beside the accurate (and, `fast`, the fast) model's card."
+    models = {'fast_int8' if fast else 'int8': card_path}
     from masked_emotions.analysis import served_masks  # with grey drawn over each worn mask, as predict does when the card says so
     mx = pd.concat([mask_matrix(models, src, masks=served_masks()), mask_matrix(models, src, masks=['unmasked'], auto=True)], ignore_index=True)
     card = read_card(card_path)
     card['metrics'] = card_metrics({r.mask: dict(accuracy=round(r.accuracy, 4), macro_f1=round(r.macro_f1, 4), held_out=bool(r.held_out)) for r in mx.itertuples()})
     with atomic_path(card_path) as p: p.write_text(json.dumps(card, indent=2))
-    acc = read_card(default_model_card())['metrics']['matrix']['PrivateTest']
-    rows = [dict(model='accurate', mask=m, accuracy=acc[m]['accuracy'], macro_f1=acc[m]['macro_f1'], held_out=acc[m]['held_out']) for m in mx['mask']]
+    rows = []
+    for name, c in (('accurate', default_model_card()), *((('fast', fast_model_card()),) if fast else ())):
+        acc = read_card(c)['metrics']['matrix']['PrivateTest']
+        rows += [dict(model=name, mask=m, accuracy=acc[m]['accuracy'], macro_f1=acc[m]['macro_f1'], held_out=acc[m]['held_out']) for m in mx['mask']]
     both = pd.concat([pd.DataFrame(rows), mx[['model', 'mask', 'accuracy', 'macro_f1', 'held_out']]], ignore_index=True)
     print(matrix_table(both).to_string()); print(matrix_table(both, 'macro_f1').to_string())
     return mx
 
 if __name__ == '__main__':
     if len(sys.argv) < 2 or not Path(sys.argv[1]).exists(): sys.exit(__doc__)
-    dest = sys.argv[sys.argv.index('--dest') + 1] if '--dest' in sys.argv else None
-    card_path = quantize(sys.argv[1], dest); print('wrote', card_path, flush=True)
-    if '--matrix' in sys.argv: matrix(sys.argv[1], card_path)
+    dest, fast = sys.argv[sys.argv.index('--dest') + 1] if '--dest' in sys.argv else None, '--fast' in sys.argv
+    card_path = quantize(sys.argv[1], dest, fast); print('wrote', card_path, flush=True)
+    if '--matrix' in sys.argv: matrix(sys.argv[1], card_path, fast)
