@@ -62,12 +62,17 @@ def first_photo(model: str, backend) -> list:
 def fmt(rate, rates, unit=''): return f"{rate:,.0f}{unit} ({', '.join(f'{r:,.0f}' for r in rates)})"
 
 
-def main(quick=False):
+def bench_inputs(n_frames: int) -> tuple:
+    "(folder, a 640x480 clip of `n_frames` with one face of ~100 px, its face squares, its first frame, 512 copies of that face as a 48 px crop)."
     clip_dir = Path(tempfile.mkdtemp())
-    clip, squares = example_clip(clip_dir / 'clip.mp4', 60 if quick else 150)
-    frame = next(video_frames(clip)[2])[2]  # 640x480, one face of ~100 px
+    clip, squares = example_clip(clip_dir / 'clip.mp4', n_frames)
+    frame = next(video_frames(clip)[2])[2]
     crop = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[squares[0][1]:squares[0][3], squares[0][0]:squares[0][2]], (48, 48))
-    faces = np.stack([crop] * 512)
+    return clip_dir, clip, squares, frame, np.stack([crop] * 512)
+
+
+def main(quick=False):
+    clip_dir, clip, squares, frame, faces = bench_inputs(60 if quick else 150)
     print(f'torch threads: {torch.get_num_threads()}\n')
     print('| model | path | 48 px faces/s (runs) |\n|---|---|---|')
     for name in ('accurate', 'fast'):
@@ -117,11 +122,7 @@ def main(quick=False):
 
 def ab(names: list, backend: str = 'openvino'):
     "Faces/s of two models on the same 512 crops as `main`'s, alternately, three rounds of `median_rate` each."
-    clip_dir = Path(tempfile.mkdtemp())
-    clip, squares = example_clip(clip_dir / 'clip.mp4', 2)
-    frame = next(video_frames(clip)[2])[2]
-    crop = cv2.resize(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[squares[0][1]:squares[0][3], squares[0][0]:squares[0][2]], (48, 48))
-    faces, models = np.stack([crop] * 512), [get_model(n.removesuffix(':notta')) for n in names]
+    faces, models = bench_inputs(2)[-1], [get_model(n.removesuffix(':notta')) for n in names]
     tta = [False if n.endswith(':notta') else card.get('tta', False) for n, (_, card) in zip(names, models)]
     print(f'| round | {" | ".join(names)} ({backend}, faces/s) |\n|---|{"---|" * len(names)}')
     for r in range(3):
