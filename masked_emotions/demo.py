@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from .core import *
 from .masking import mask_face
-from .models import default_model_card, fast_model_card, int8_model_card, fast_int8_model_card
+from .models import BUNDLED_MODELS
 from .predict import image_faces, predict, face_note
 from fastcore.script import call_parse, Param
 
@@ -25,7 +25,8 @@ def model_choices(root='.', # folder searched (3 levels deep) for model_dirs wit
                  ) -> dict: # label -> model for `predict`
     "The bundled models (accurate, fast, int8, fast_int8) and every trained model_dir under `root`."
     out = {}
-    for label, card_path, value in (('bundled default', default_model_card(), BUNDLED), ('bundled fast', fast_model_card(), 'fast'), ('bundled int8', int8_model_card(), 'int8'), ('bundled fast int8', fast_int8_model_card(), 'fast_int8')):
+    for name, card in BUNDLED_MODELS.items():  # 'accurate' is the default: value BUNDLED, label 'bundled default'
+        (label, value), card_path = ('bundled default', BUNDLED) if name == 'accurate' else (f"bundled {name.replace('_', ' ')}", name), card()
         if not card_path.exists(): continue
         m = json.loads(card_path.read_text()).get('metrics', {})
         acc = m.get('PrivateTest', {}).get('accuracy', m.get('test_accuracy'))  # bundled cards: all of PrivateTest

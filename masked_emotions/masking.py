@@ -343,8 +343,8 @@ def draw_mask(img:np.ndarray, # uint8 HxW or HxWx3 RGB
               seed:int=0, # the look of a type or of 'random'
              ) -> np.ndarray:
     "A copy of `img` with a mask drawn on the face: a realistic one, or the flat polygon filled in (anti-aliased, sub-pixel precise)."
-    if len(mask_parts(style)) > 1:
-        for s in mask_parts(style): img = draw_mask(img, points, s, seed)
+    if len(parts := mask_parts(style)) > 1:
+        for s in parts: img = draw_mask(img, points, s, seed)
         return img
     look = mask_look(style, seed)
     if look is not None: return draw_look(img, points, look)
