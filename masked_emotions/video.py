@@ -92,7 +92,7 @@ class Mp4Writer:
         import av, threading, queue
         from fractions import Fraction
         self.path, self.w, self.h = Path(path), width - width % 2, height - height % 2  # yuv420p needs even sides
-        self.container = av.open(str(path), 'w', format='mp4')
+        self.container, self.av_frame = av.open(str(path), 'w', format='mp4'), av.VideoFrame.from_ndarray
         self.stream = self.container.add_stream('libx264', rate=Fraction(fps).limit_denominator(1001))
         self.stream.width, self.stream.height, self.stream.pix_fmt = self.w, self.h, 'yuv420p'
         self.stream.options = {'preset': 'veryfast', 'crf': '23'}
@@ -100,17 +100,16 @@ class Mp4Writer:
         self.thread = threading.Thread(target=self._encode, daemon=True); self.thread.start()
     def _encode(self):
         "The background thread: encodes queued frames until it takes None; after an error it only empties the queue."
-        import av
-        while (rgb := self.frames.get()) is not None:
+        while (frame := self.frames.get()) is not None:
             if self.error is not None: continue
             try:
-                for packet in self.stream.encode(av.VideoFrame.from_ndarray(rgb, format='rgb24')): self.container.mux(packet)
+                for packet in self.stream.encode(frame): self.container.mux(packet)
             except Exception as e: self.error = e
     def write(self, rgb:np.ndarray):
-        "Queue frame `rgb` (copied); an error met encoding an earlier frame is raised here."
+        "Queue frame `rgb` (copied once, into PyAV's frame: the caller may reuse its array); an error met encoding an earlier frame is raised here."
         if self.error is not None: raise self.error
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.shape[0] < self.h or rgb.shape[1] < self.w: raise ValueError(f'{self.path}: expected {self.w}x{self.h} RGB frames, got shape {rgb.shape}')
-        self.frames.put(np.array(rgb[:self.h, :self.w], np.uint8, order='C'))
+        self.frames.put(self.av_frame(rgb[:self.h, :self.w].astype(np.uint8, copy=False), format='rgb24'))
     def __enter__(self): return self
     def __exit__(self, kind, *_):
         self.frames.put(None); self.thread.join()
