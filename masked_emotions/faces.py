@@ -181,7 +181,7 @@ def _refine(boxes:np.ndarray, offsets:np.ndarray) -> np.ndarray:
 
 # %% ../nbs/01a_faces.ipynb #53e8df76
 @torch.inference_mode()
-def mtcnn_faces(img:np.ndarray, # uint8 HxWx3 RGB
+def mtcnn_faces(img:np.ndarray, # uint8 HxWx3 RGB, or its `mtcnn_input` (float32)
                 min_face:int=40, # px: the smallest face to look for (smaller is slower)
                 thresholds:tuple|None=None, # face probability each of P-Net, R-Net, O-Net needs; None: `MTCNN_THRESHOLDS` of `nets`
                 nets='masks', # one of `MTCNN_WEIGHTS`, or the three networks themselves (None thresholds: the original ones)
@@ -191,7 +191,7 @@ def mtcnn_faces(img:np.ndarray, # uint8 HxWx3 RGB
     if isinstance(nets, str): thresholds, nets = thresholds or MTCNN_THRESHOLDS[nets], mtcnn_nets(nets)
     pnet, rnet, onet = nets
     thresholds = thresholds or MTCNN_THRESHOLDS['original']
-    x = mtcnn_input(img)
+    x = img if img.dtype == np.float32 else mtcnn_input(img)
     b = _proposals(pnet, x, min_face, thresholds[0])
     if not len(b): return none
     b = square_boxes(b[:, :4])

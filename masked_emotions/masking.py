@@ -90,14 +90,14 @@ def _hog_boxes(img, min_score, min_face) -> list:
 
 MTCNN_SURE = 0.999  # a face probability from the fine-tuned O-Net that `_mask_checked` keeps unchecked (no false face on the held-out photos scored this high)
 
-def _mask_checked(img, boxes, scores) -> np.ndarray:
-    "Which of the fine-tuned MTCNN's `boxes` in RGB `img` to keep: those it `scores` at least `MTCNN_SURE`, those the published O-Net also takes for a face, and those the bundled mask detector sees a mask on."
+def _mask_checked(img, x, boxes, scores) -> np.ndarray:
+    "Which of the fine-tuned MTCNN's `boxes` in RGB `img` (`x`: its `faces.mtcnn_input`) to keep: those it `scores` at least `MTCNN_SURE`, those the published O-Net also takes for a face, and those the bundled mask detector sees a mask on."
     import torch
-    from masked_emotions.faces import mtcnn_nets, mtcnn_input, box_crops, square_boxes, hog_box, MTCNN_THRESHOLDS
+    from masked_emotions.faces import mtcnn_nets, box_crops, square_boxes, hog_box, MTCNN_THRESHOLDS
     from masked_emotions.predict import masked_probs, crop_face, fer_frame
     keep = np.asarray(scores) >= MTCNN_SURE
     if not keep.all():  # the published O-Net only for the rest (on video, most frames have none: 3 ms saved)
-        with torch.inference_mode(): published = mtcnn_nets('original')[2](box_crops(mtcnn_input(img), square_boxes(boxes[~keep]), 48))[-1].numpy()
+        with torch.inference_mode(): published = mtcnn_nets('original')[2](box_crops(x, square_boxes(boxes[~keep]), 48))[-1].numpy()
         keep[~keep] = published > MTCNN_THRESHOLDS['original'][2]
     if not keep.all():  # the mask detector only for the rest
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
@@ -106,13 +106,14 @@ def _mask_checked(img, boxes, scores) -> np.ndarray:
 
 def _mtcnn_boxes(img, min_score, min_face, detector='mtcnn') -> list:
     "MTCNN's (box, `detector`, score) in `img`'s pixels, each box mapped to the HOG box of the face (`faces.hog_box`); the fine-tuned networks' boxes checked by `_mask_checked`."
-    from masked_emotions.faces import mtcnn_faces, hog_box, MTCNN_THRESHOLDS
+    from masked_emotions.faces import mtcnn_faces, mtcnn_input, hog_box, MTCNN_THRESHOLDS
     nets = 'masks' if detector == 'mtcnn' else 'original'; th = MTCNN_THRESHOLDS[nets]
     k = min(1.0, DETECT_MAX / max(img.shape[:2]))
     small = _scaled(img if img.ndim == 3 else np.dstack([img] * 3), k)
     face = min_face * k if min_face else 40 if min(small.shape[:2]) < 800 else 80  # in `small`'s pixels
-    boxes, scores, _ = mtcnn_faces(small, max(12, round(face)), th[:2] + (th[2] if min_score is None else min_score,), nets)
-    if nets == 'masks' and len(boxes): keep = _mask_checked(small, boxes, scores); boxes, scores = boxes[keep], scores[keep]
+    x = mtcnn_input(small)  # normalised once, for MTCNN and for the published O-Net's check
+    boxes, scores, _ = mtcnn_faces(x, max(12, round(face)), th[:2] + (th[2] if min_score is None else min_score,), nets)
+    if nets == 'masks' and len(boxes): keep = _mask_checked(small, x, boxes, scores); boxes, scores = boxes[keep], scores[keep]
     return [(tuple(v / k for v in hog_box(b)), detector, float(s)) for b, s in zip(boxes, scores)]
 
 def _cnn_boxes(img, min_face) -> list:
