@@ -328,10 +328,12 @@ def _done_files(csv:Path) -> set:
         with atomic_path(csv) as p: df.to_csv(p, index=False)
     return set(df.file)
 
-def _append_rows(csv:Path, rows:pd.DataFrame) -> None:
-    "Append `rows` (in `CSV_COLUMNS` order) to `csv` in one write, with the header if it is new, and flush them to disk."
-    text = rows.reindex(columns=CSV_COLUMNS).to_csv(header=not csv.exists() or csv.stat().st_size == 0, index=False)
+def _append_rows(csv:Path, rows:pd.DataFrame) -> pd.DataFrame:
+    "Append `rows` to `csv` in one write, in `CSV_COLUMNS` (those missing empty), with the header if it is new, and flush them to disk; return them as written."
+    rows = rows.reindex(columns=CSV_COLUMNS)
+    text = rows.to_csv(header=not csv.exists() or csv.stat().st_size == 0, index=False)
     with open(csv, 'a', newline='') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+    return rows
 
 def _image_rows(df:pd.DataFrame) -> pd.DataFrame:
     "`predict_files` rows as `CSV_COLUMNS` (the box in four columns, faces numbered from 1)."
@@ -361,10 +363,10 @@ def predict_to_csv(paths:list, # images, videos and folders of them
     images = [f for f in todo if f.suffix.lower() not in VIDEO_SUFFIXES]
     for start in progress_bar(range(0, len(images), chunk), leave=False) if progress and len(images) > chunk else range(0, len(images), chunk):
         rows = _image_rows(predict_files(images[start:start + chunk], model, progress=False, **kwargs))
-        _append_rows(csv, rows); stats['faces'] += int(rows.face.notna().sum()); stats['errors'] += int((rows.error.str.len().gt(0) & (rows.error != 'no face found')).sum())
+        rows = _append_rows(csv, rows); stats['faces'] += int(rows.face.notna().sum()); stats['errors'] += int((rows.error.str.len().gt(0) & (rows.error != 'no face found')).sum())
     for v in (f for f in todo if f.suffix.lower() in VIDEO_SUFFIXES):
         try: rows = _video_rows(v, predict_video(v, model, every, out_dir, progress=progress, **kwargs))
         except VideoError as e: rows = pd.DataFrame([dict(file=str(v), error=str(e))]); stats['errors'] += 1
         if rows.empty: rows = pd.DataFrame([dict(file=str(v), error='no face found')])
-        _append_rows(csv, rows); stats['faces'] += int(rows.face.notna().sum())
+        stats['faces'] += int(_append_rows(csv, rows).face.notna().sum())  # an error row has no face
     return stats

@@ -365,14 +365,15 @@ def test_predict_folder_resumes(tmp_path):
     from masked_emotions.video import example_clip
     album = tmp_path / 'album'; album.mkdir()
     shutil.copy(example_photo(), album / 'a.jpg'); (album / 'b.jpg').write_text('not a picture')
-    example_clip(album / 'clip.mp4', 12)
+    example_clip(album / 'clip.mp4', 12); (album / 'c.mp4').write_text('not a video either')
     r = run('masked_emotions_predict', album, '--model', 'fast', '--out_dir', tmp_path / 'videos')
     csv = tmp_path / 'album.emotions.csv'
-    assert r.returncode == 1 and f'{csv}: 3 files (0 done before), 13 face rows written, 1 errors' in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 1 and f'{csv}: 4 files (0 done before), 13 face rows written, 2 errors' in r.stdout and 'Traceback' not in r.stderr, r.stdout + r.stderr
     rows = pd.read_csv(csv)
-    assert rows.groupby('file').size().to_dict() == {str(album / 'a.jpg'): 1, str(album / 'b.jpg'): 1, str(album / 'clip.mp4'): 12}
+    assert rows.groupby('file').size().to_dict() == {str(album / 'a.jpg'): 1, str(album / 'b.jpg'): 1, str(album / 'c.mp4'): 1, str(album / 'clip.mp4'): 12}
+    assert rows.set_index('file').error[str(album / 'c.mp4')].startswith(str(album / 'c.mp4'))
     again = run('masked_emotions_predict', album, '--model', 'fast')
-    assert f'{csv}: 3 files (3 done before), 0 face rows written, 0 errors' in again.stdout and again.returncode == 0
+    assert f'{csv}: 4 files (4 done before), 0 face rows written, 0 errors' in again.stdout and again.returncode == 0
     assert len(pd.read_csv(csv)) == len(rows)
 
 
