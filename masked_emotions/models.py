@@ -131,7 +131,9 @@ def find_model_card(model=None) -> Path:
         if (p/'best.json').exists(): return p/'best.json'
         raise FileNotFoundError(f'{p}: no best.json here; expected a model_dir written by masked_emotions_train')
     card = p.with_suffix('.json')
-    if not card.exists(): raise FileNotFoundError(f'{p}: no model card {card.name} here')
+    if not card.exists():
+        named = '' if p.suffix or len(p.parts) > 1 else f'; the bundled models are {", ".join(BUNDLED_MODELS)}'  # a bare name: perhaps a misspelt one
+        raise FileNotFoundError(f'{p}: no model card {card.name} here{named}')
     return card
 
 # %% ../nbs/02a_models.ipynb #d2d95b1a
