@@ -64,13 +64,15 @@ def _open_pil(src) -> Image.Image:
 
 # %% ../nbs/00_core.ipynb #981eb866
 def _from_array(a: np.ndarray) -> Image.Image:
-    "A PIL image from an HxW, HxWx1, HxWx3 (RGB) or HxWx4 array of uint8, or of floats in [0,1]."
+    "A PIL image from an HxW, HxWx1, HxWx3 (RGB) or HxWx4 array: uint8; floats in [0,1] (or 0-255); integers beyond 255 taken as 16-bit (0-65535), scaled to 8 bits."
     if a.ndim == 3 and a.shape[2] == 1: a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)) or min(a.shape[:2]) == 0:
         raise ImageError(f'{describe_input(a)}: expected an HxW, HxWx3 or HxWx4 image array')
     if a.dtype != np.uint8:
         if not np.issubdtype(a.dtype, np.number): raise ImageError(f'{describe_input(a)}: not a numeric array')
-        a = np.clip(a * 255 if a.dtype.kind == 'f' and a.max() <= 1 else a, 0, 255).astype(np.uint8)
+        top = a.max()
+        a = a * 255 if a.dtype.kind == 'f' and top <= 1 else a / 257 if a.dtype.kind in 'iu' and top > 255 else a
+        a = np.clip(np.round(a), 0, 255).astype(np.uint8)
     return Image.fromarray(a)
 
 # %% ../nbs/00_core.ipynb #ac1484de
@@ -92,7 +94,9 @@ def load_image(src, # a path, bytes, PIL image or numpy array (RGB order)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            im = ImageOps.exif_transpose(im).convert('L' if gray else 'RGB')
+            im = ImageOps.exif_transpose(im)
+            if im.mode.startswith('I') or im.mode == 'F': im = _from_array(np.asarray(im))  # 16 or 32 bits a pixel: scaled, where PIL's convert clips at 255
+            im = im.convert('L' if gray else 'RGB')
     except (OSError, SyntaxError) as e: raise ImageError(f'{describe_input(src)}: truncated or corrupt image ({e})') from None
     return np.asarray(im)
 
