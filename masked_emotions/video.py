@@ -241,7 +241,7 @@ def plot_timeline(rows:pd.DataFrame, # `predict_video`'s rows
     axs = fig.subplots(len(ids), 1, squeeze=False, sharex=True)[:, 0]
     for ax, fid in zip(axs, ids):
         d = rows[rows.face_id == fid].groupby('time')[list(EMOTIONS)].mean()
-        if len(d): d = d.set_axis(pd.to_timedelta(d.index, unit='s')).rolling(pd.Timedelta(seconds=smooth), center=True, min_periods=1).mean()
+        d = d.set_axis(pd.to_timedelta(d.index, unit='s')).rolling(pd.Timedelta(seconds=smooth), center=True, min_periods=1).mean()
         for e in EMOTIONS: ax.plot(d.index.total_seconds(), d[e], label=e)
         ax.set(ylim=(0, 1), ylabel=f'face {fid}' if fid is not None else 'no face')
     axs[-1].set_xlabel('time (s)'); axs[0].legend(ncol=7, loc='lower center', bbox_to_anchor=(0.5, 1.0), frameon=False)
