@@ -15,22 +15,50 @@ from .data import emotion_dataloaders
 from .learner import versions, privatetest_predictions
 
 # %% auto #0
-__all__ = ['SHARED_CARD_KEYS', 'average_models', 'split_accuracy', 'greedy_soup', 'check_selection', 'ensemble_selection',
-           'bagged_selection', 'masked_emotions_average']
+__all__ = ['SHARED_CARD_KEYS', 'renormalized', 'average_models', 'split_accuracy', 'greedy_soup', 'check_selection',
+           'ensemble_selection', 'bagged_selection', 'masked_emotions_average']
 
 # %% ../nbs/03a_ensembles.ipynb #594e4858
 SHARED_CARD_KEYS = ('arch', 'img_size', 'n_in', 'classes', 'normalize')  # what models must share to be averaged
 
+def renormalized(net:torch.nn.Module, # a network, or an `Ensemble` (each member is rescaled)
+                 old:dict, # the `normalize` of the card it was trained with
+                 new:dict, # the `normalize` it will be given input with
+                ) -> torch.nn.Module:
+    "A copy of `net` that, given input normalised with `new`, computes what `net` did given input normalised with `old`: its first convolution's weights rescaled per input channel, the shift of the means folded into that convolution's bias or the batch norm after it (exact but on the image's one-pixel border, where the padding sees no shift)."
+    import copy
+    net = copy.deepcopy(net)
+    def rescale(m):
+        if isinstance(m, Ensemble):
+            for s in m.members: rescale(s)
+            return
+        layers = list(m.modules())
+        i = next((i for i, l in enumerate(layers) if isinstance(l, torch.nn.Conv2d)), None)
+        if i is None: raise ValueError(f'{type(m).__name__}: no convolution to take the new normalisation')
+        conv, bn = layers[i], next((l for l in layers[i + 1:i + 2] if isinstance(l, torch.nn.BatchNorm2d)), None)
+        n = conv.in_channels
+        mo, so, mn, sn = (torch.as_tensor(d[k], dtype=torch.float32).expand(n) for d in (old, new) for k in ('mean', 'std'))
+        scale, shift = sn / so, (mn - mo) / so  # x_old = scale * x_new + shift, per channel
+        with torch.no_grad():
+            delta = (conv.weight * shift[None, :, None, None]).sum((1, 2, 3))  # what the shift adds to each output channel
+            conv.weight.mul_(scale[None, :, None, None])
+            if conv.bias is not None: conv.bias.add_(delta)
+            elif bn is not None and bn.running_mean is not None: bn.running_mean.sub_(delta)
+            elif delta.abs().max() > 0: raise ValueError(f'{type(m).__name__}: its first convolution has no bias or batch norm to take the shift of the means')
+    rescale(net)
+    return net.eval()
+
 def _load_models(models:list, model_dir:Path, ensemble:bool=False) -> tuple:
-    "Cards and networks of `models`, refused before anything is written when they cannot be averaged into `model_dir`."
+    "Cards and networks of `models`, refused before anything is written when they cannot be averaged into `model_dir`; with `ensemble`, a member normalised otherwise than the first is `renormalized` to the first's statistics."
     if len(models) < 2: raise ValueError(f'averaging needs at least 2 models, got {len(models)}')
     if (model_dir/'best.json').exists(): raise ValueError(f'{model_dir}: already holds a model (best.json); choose a new model_dir')
     paths = [find_model_card(m) for m in models]
-    nets, cards = zip(*[load_model(p) for p in paths])  # each card read, and its weights checked against its network
-    shared = SHARED_CARD_KEYS[1:] if ensemble else SHARED_CARD_KEYS  # an ensemble's members may differ in architecture
-    for p, c in zip(paths[1:], cards[1:]):
+    nets, cards = map(list, zip(*[load_model(p) for p in paths]))  # each card read, and its weights checked against its network
+    shared = SHARED_CARD_KEYS[1:-1] if ensemble else SHARED_CARD_KEYS  # an ensemble's members may differ in architecture, and in normalisation
+    for j, (p, c) in enumerate(zip(paths[1:], cards[1:]), 1):
         diff = [k for k in shared if c.get(k) != cards[0].get(k)]
         if diff: raise ValueError(f'{p}: cannot be averaged with {paths[0]}: different {", ".join(diff)}')
+        if c['normalize'] != cards[0]['normalize']: nets[j], cards[j] = renormalized(nets[j], c['normalize'], cards[0]['normalize']), dict(c, normalize=cards[0]['normalize'], input_rescaled_from=c['normalize'])
     return paths, nets, cards
 
 def _combine(nets:list, cards:list, ensemble:bool, weights:list|None=None) -> tuple:
@@ -40,7 +68,7 @@ def _combine(nets:list, cards:list, ensemble:bool, weights:list|None=None) -> tu
         state = _mean_state(nets); net = copy.deepcopy(nets[0]); net.load_state_dict(state)
         return net, state, cards[0]
     net = Ensemble(nets, weights).eval()
-    members = [{k: c[k] for k in ('arch', 'members') if k in c} for c in cards]
+    members = [{k: c[k] for k in ('arch', 'members', 'input_rescaled_from') if k in c} for c in cards]
     if weights is not None and len(set(weights)) > 1: members = [dict(m, weight=w) for m, w in zip(members, weights)]
     return net, {k: v.contiguous() for k, v in net.state_dict().items()}, dict(cards[0], arch=ENSEMBLE, members=members)
 
