@@ -81,7 +81,7 @@ def test_bundle_model_masks_data_first_only_when_a_command_reads_it(tmp_path):
         assert made.endswith('--model_dir runs/r') and ('--data_loc work/masked' in made) == masked, made
 
 
-@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall', 'finetune_face_detector', 'quantize_model', 'detector_passes', 'grey_cover'])
+@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall', 'finetune_face_detector', 'quantize_model', 'detector_passes', 'grey_cover', 'ensemble_candidates'])
 def test_tools_explain_themselves(name):
     r = tool(name)
     assert r.returncode != 0 and f'python tools/{name}.py' in r.stderr and 'Traceback' not in r.stderr, r.stderr
@@ -207,3 +207,31 @@ def test_grey_cover_hides_the_whole_mask_or_only_the_polygon(fer_folder):
 def test_benchmark_speed_ab_needs_two_models():
     r = tool('benchmark_speed', '--ab', 'fast')
     assert r.returncode != 0 and 'python tools/benchmark_speed.py --ab' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_ensemble_candidates_score_what_average_makes(two_models, fer_folder, tmp_path):
+    "The tool's cached probabilities are each network's, and its score of a weighted ensemble is that of the ensemble masked_emotions_average makes."
+    import re
+    from masked_emotions.models import load_model, face_probs
+    r = tool('ensemble_candidates', fer_folder, 'cache', 'runa', 'runb', '--ensembles', 'runa_best,runb_best:3', '--splits', 'PublicTest', cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    ec = load_tool('ensemble_candidates')
+    columns = ec.split_columns(fer_folder, ['PublicTest']); y, xs = columns['PublicTest']
+    assert list(xs) == ['grey', 'surgical+grey', 'cloth+grey', 'kn95+grey']
+    for name in ('runa', 'runb'):
+        net, card = load_model(tmp_path / name)
+        cached = np.load(tmp_path / 'cache' / f'{name}_best.npz')
+        for m, x in xs.items(): assert np.allclose(cached[f'PublicTest/{m}'], face_probs(net, x, dict(card, **ec.VIEWS), True), atol=1e-5)
+    a = run('masked_emotions_average', tmp_path / 'runa', tmp_path / 'runb', '--ensemble', '--member_weights', '1,3', '--model_dir', tmp_path / 'ens')
+    assert a.returncode == 0, a.stderr
+    net, card = load_model(tmp_path / 'ens')
+    printed = r.stdout.splitlines()[-1]
+    assert printed.startswith('runa_best,runb_best:3: PublicTest '), r.stdout
+    for m, x in xs.items():
+        acc = 100 * (np.array(card['classes'])[face_probs(net, x, dict(card, **ec.VIEWS), True).argmax(1)] == y).mean()
+        assert re.search(rf' {re.escape(m)} ([0-9.]+)', printed).group(1) == f'{acc:.2f}'
+    p = lambda happy: np.tile(np.eye(7)[3] * happy + np.eye(7)[4] * (1 - happy), (2, 1))  # two faces, happy or sad
+    probs, columns = {'a': {'PublicTest/grey': p(0.6)}, 'b': {'PublicTest/grey': p(0.3)}}, {'PublicTest': (np.array(['happy', 'happy']), {'grey': None})}
+    assert [ec.ensemble_accuracy(spec, probs, columns, card['classes'])['PublicTest']['grey'] for spec in ('a,b', 'a:3,b')] == [0, 100]  # the weights count
+    bad = tool('ensemble_candidates', fer_folder, 'cache', 'runa', '--ensembles', 'runa_best,runc_best', '--splits', 'PublicTest', cwd=tmp_path)
+    assert bad.returncode == 1 and 'runc_best not among the networks given (runa_best)' in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
