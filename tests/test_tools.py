@@ -235,3 +235,16 @@ def test_ensemble_candidates_score_what_average_makes(two_models, fer_folder, tm
     assert [ec.ensemble_accuracy(spec, probs, columns, card['classes'])['PublicTest']['grey'] for spec in ('a,b', 'a:3,b')] == [0, 100]  # the weights count
     bad = tool('ensemble_candidates', fer_folder, 'cache', 'runa', '--ensembles', 'runa_best,runc_best', '--splits', 'PublicTest', cwd=tmp_path)
     assert bad.returncode == 1 and 'runc_best not among the networks given (runa_best)' in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
+
+
+def test_bundling_an_accurate_model_measures_the_fast_ones_gap_again(tmp_path, monkeypatch):
+    bm = load_tool('bundle_model')
+    col = lambda acc: {'grey': dict(accuracy=acc), 'kn95+grey': dict(accuracy=acc - 0.02)}
+    cards = {'default_model': dict(metrics=dict(matrix=dict(PublicTest=col(0.62), PrivateTest=col(0.63)))),
+             'fast_model': dict(tta=False, metrics=dict(matrix=dict(PublicTest=col(0.60), PrivateTest=col(0.605)), gap_to_accurate={'old': 1}))}
+    for name, c in cards.items(): (tmp_path / f'{name}.json').write_text(json.dumps(c))
+    monkeypatch.setattr(bm, 'default_model_card', lambda: tmp_path / 'default_model.json'); monkeypatch.setattr(bm, 'fast_model_card', lambda: tmp_path / 'fast_model.json')
+    bm.refresh_fast_gap()
+    fast = json.loads((tmp_path / 'fast_model.json').read_text())
+    assert fast['metrics']['gap_to_accurate'] == {'PublicTest': {'grey': 2.0, 'kn95+grey': 2.0}, 'PrivateTest': {'grey': 2.5, 'kn95+grey': 2.5}}
+    assert fast['tta'] is False and fast['metrics']['matrix'] == cards['fast_model']['metrics']['matrix']  # the rest of the card as it was

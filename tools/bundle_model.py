@@ -24,7 +24,8 @@ PrivateTest under every mask (grey, surgical, cloth, kn95, unmasked, unmasked th
 `metrics.PublicTest`/`PrivateTest` from the grey column, and `mask.draw_over_masks` when grey drawn over a worn mask
 scores better on PublicTest (then `predict(add_mask='auto')` draws it over worn masks too). With --fast the model
 becomes the fast bundled model (fast_model.*, `predict(model='fast')`) instead, compared with the fast model bundled
-before if there is one, and the card records its gap to the accurate model on every column. It then must beat the
+before if there is one, and the card records its gap to the accurate model on every column (measured again, in the
+fast model's card, whenever a new accurate model is bundled with --matrix). It then must beat the
 bundled model on its worst PublicTest mask column, if that card has a matrix (a card without one cannot be compared:
 --force, and say why). The masked columns compared are those `predict` serves: grey, and each type with grey drawn
 over it when the matrix says to draw over masks (else the type alone).
@@ -103,9 +104,25 @@ def worst(matrix: dict) -> float:
     return min(matrix[f'{k}+grey' if over and f'{k}+grey' in matrix else k]['accuracy'] for k in cols)
 
 
+def gap_to_accurate(matrix: dict, accurate: dict) -> dict:
+    "{split: {mask: points}}: how far each column of `matrix` is below the same column of `accurate` (both cards' `metrics.matrix`)."
+    return {s: {k: round(100 * (accurate[s][k]['accuracy'] - v['accuracy']), 2) for k, v in m.items() if k in accurate.get(s, {})} for s, m in matrix.items()}
+
+
+def refresh_fast_gap() -> None:
+    "The bundled fast model's `gap_to_accurate`, measured again against the bundled accurate model (after it changed)."
+    if not fast_model_card().exists(): return
+    fast, accurate = read_card(fast_model_card()), read_card(default_model_card())
+    if 'matrix' not in fast.get('metrics', {}) or 'matrix' not in accurate.get('metrics', {}): return
+    fast['metrics']['gap_to_accurate'] = gap_to_accurate(fast['metrics']['matrix'], accurate['metrics']['matrix'])
+    with atomic_path(fast_model_card()) as p: p.write_text(json.dumps(fast, indent=2))
+
+
 def bundle_matrix(card_path: Path, data: str, force: bool, fast: bool = False) -> None:
     "Score the model under every mask, refuse it unless it beats the bundled model's worst PublicTest column, and bundle it."
     run, card = card_path.parent, read_card(card_path)
+    size = card_path.with_suffix('.safetensors').stat().st_size
+    if size > MAX_BYTES and not force: sys.exit(f'{run}: {size / 1e6:.1f} MB of weights, over the {MAX_BYTES / 1e6:.0f} MB a bundled model may take; not bundled')
     dest = fast_model_card() if fast else default_model_card()
     old = read_card(dest).get('metrics', {}).get('matrix') if dest.exists() else None
     if old is None and dest.exists() and not force: sys.exit('the bundled model has no evaluation matrix to compare with: --force, and say why')
@@ -116,15 +133,14 @@ def bundle_matrix(card_path: Path, data: str, force: bool, fast: bool = False) -
     for split in ('PublicTest', 'PrivateTest'): card['metrics'][split] = dict(card['metrics']['matrix'][split]['grey'], mask='grey')
     card['mask']['draw_over_masks'] = draws_over_masks(card['metrics']['matrix']['PublicTest'])  # what predict(add_mask='auto') does
     if fast:  # how far each column is from the accurate model's (points of accuracy)
-        accurate = read_card(default_model_card())['metrics']['matrix']
-        card['metrics']['gap_to_accurate'] = {s: {k: round(100 * (accurate[s][k]['accuracy'] - v['accuracy']), 2) for k, v in m.items() if k in accurate[s]}
-                                              for s, m in card['metrics']['matrix'].items()}
+        card['metrics']['gap_to_accurate'] = gap_to_accurate(card['metrics']['matrix'], read_card(default_model_card())['metrics']['matrix'])
         card['command'] = re.sub(r'(--(?:weights|teacher|model_dir) )(?!runs/|/)', r'\1runs/', card['command']).replace(str(Path(data).resolve()), '../shared/data/fer2013')
         card['reproduce'] = read_card(default_model_card())['reproduce'] + ' && ' + card['command']  # the accurate model, then this run
     else: card['reproduce'] = reproduce(run, data) + f' && python tools/bundle_model.py runs/{run.name} ../shared/data/fer2013 --matrix'
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
     shutil.copy(card_path.with_suffix('.safetensors'), dest.with_suffix('.safetensors'))
     with atomic_path(dest) as p: p.write_text(json.dumps(card, indent=2))
+    if not fast: refresh_fast_gap()  # the fast model's card measures itself against this one
     print(json.dumps(card['metrics'], indent=1))
 
 
