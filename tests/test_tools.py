@@ -1,5 +1,5 @@
 "The release and research tools in tools/, run as a maintainer runs them, on tiny models."
-import json, subprocess, sys
+import json, shutil, subprocess, sys
 from pathlib import Path
 import cv2, numpy as np, pytest, torch
 from safetensors.torch import load_file
@@ -221,6 +221,7 @@ def test_ensemble_candidates_score_what_average_makes(two_models, fer_folder, tm
     for name in ('runa', 'runb'):
         net, card = load_model(tmp_path / name)
         cached = np.load(tmp_path / 'cache' / f'{name}_best.npz')
+        assert str(cached['digest']) == ec.network_digest(tmp_path / name / 'best.json')
         for m, x in xs.items(): assert np.allclose(cached[f'PublicTest/{m}'], face_probs(net, x, dict(card, **ec.VIEWS), True), atol=1e-5)
     a = run('masked_emotions_average', tmp_path / 'runa', tmp_path / 'runb', '--ensemble', '--member_weights', '1,3', '--model_dir', tmp_path / 'ens')
     assert a.returncode == 0, a.stderr
@@ -235,6 +236,12 @@ def test_ensemble_candidates_score_what_average_makes(two_models, fer_folder, tm
     assert [ec.ensemble_accuracy(spec, probs, columns, card['classes'])['PublicTest']['grey'] for spec in ('a,b', 'a:3,b')] == [0, 100]  # the weights count
     bad = tool('ensemble_candidates', fer_folder, 'cache', 'runa', '--ensembles', 'runa_best,runc_best', '--splits', 'PublicTest', cwd=tmp_path)
     assert bad.returncode == 1 and 'runc_best not among the networks given (runa_best)' in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
+    # the cache is not reused for other weights, nor when it lacks a split asked for
+    shutil.copy(tmp_path / 'runa' / 'best.safetensors', tmp_path / 'runb' / 'best.safetensors')
+    again = tool('ensemble_candidates', fer_folder, 'cache', 'runa', 'runb', '--splits', 'PublicTest,PrivateTest', cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    a, b = (np.load(tmp_path / 'cache' / f'{n}_best.npz') for n in ('runa', 'runb'))
+    for k in ('PublicTest/grey', 'PrivateTest/cloth+grey'): assert np.allclose(a[k], b[k], atol=1e-6), k
 
 
 def test_bundling_an_accurate_model_measures_the_fast_ones_gap_again(tmp_path, monkeypatch):

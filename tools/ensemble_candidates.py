@@ -7,7 +7,8 @@ Each CARD (a model_dir, card or safetensors file, see `find_model_card`) is run 
 each mask `predict` serves a model whose card says `draw_over_masks` (grey, and each realistic type with grey drawn
 over it; seeded, the same faces `masked_emotions_analyze --matrix` scores), with four test-time views (zooms 1 and 1.05 and their mirror
 images, as the accurate model runs), its own card's normalisation; the probabilities go to CACHE_DIR/NAME.npz (NAME:
-the card's path, '/' as '_'), which a rerun reuses. Each --ensembles entry names cached networks, comma-separated,
+the card's path, '/' as '_'), which a rerun reuses while the card and its weights are unchanged and the file holds every
+column asked for. Each --ensembles entry names cached networks, comma-separated,
 each with an optional :weight (default 1), and is scored as the weighted mean of their probabilities, which is what
 `masked_emotions_average --ensemble --member_weights` makes of them (a member normalised otherwise is renormalised,
 to within 1e-4). Prints one line per network and per ensemble: accuracy on each column of each split, the worst
@@ -34,14 +35,26 @@ def split_columns(src, splits) -> dict:
     return out
 
 
+def network_digest(card) -> str:
+    "sha256 of the card and the files beside it that share its name (its weights): what a cache entry was computed from."
+    import hashlib
+    card = Path(card); h = hashlib.sha256()
+    for f in sorted(p for p in card.parent.glob(f'{card.stem}.*') if p.is_file() and p.suffix != '.npz'):
+        h.update(f.name.encode()); h.update(f.read_bytes())
+    return h.hexdigest()
+
+
 def network_probs(card, columns: dict, cache: Path) -> dict:
-    "{'split/mask': N x 7 probabilities} of the network at `card`, from `cache` or computed and cached (atomically)."
+    "{'split/mask': N x 7 probabilities} of the network at `card`, from `cache` (if made from the same weights and holding every column) or computed and cached (atomically)."
     from masked_emotions.models import load_model, face_probs
-    dest = cache / f'{cache_name(card)}.npz'
-    if dest.exists(): return dict(np.load(dest))
+    dest, digest = cache / f'{cache_name(card)}.npz', network_digest(card)
+    keys = [f'{s}/{m}' for s, (_, xs) in columns.items() for m in xs]
+    if dest.exists():
+        cached = dict(np.load(dest))
+        if str(cached.pop('digest', '')) == digest and all(k in cached for k in keys): return cached
     net, c = load_model(card); c = dict(c, **VIEWS)
     probs = {f'{s}/{m}': face_probs(net, x, c, True, backend=None) for s, (_, xs) in columns.items() for m, x in xs.items()}
-    tmp = dest.with_name(dest.name + '.part.npz'); np.savez(tmp, **probs); os.replace(tmp, dest)
+    tmp = dest.with_name(dest.name + '.part.npz'); np.savez(tmp, digest=np.array(digest), **probs); os.replace(tmp, dest)
     return probs
 
 
