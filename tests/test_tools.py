@@ -244,6 +244,16 @@ def test_ensemble_candidates_score_what_average_makes(two_models, fer_folder, tm
     for k in ('PublicTest/grey', 'PrivateTest/cloth+grey'): assert np.allclose(a[k], b[k], atol=1e-6), k
 
 
+def test_a_fast_models_reproduce_remakes_the_model_it_started_from(tmp_path):
+    "A fast model distilled from an earlier fast model: its commands are the accurate model's, that earlier model's, then its own."
+    bm = load_tool('bundle_model')
+    for name, s in {'acc': {'command': 'train acc'}, 'fast1': {'weights': str(tmp_path / 'acc'), 'command': 'train fast1'},
+                    'fast2': {'weights': str(tmp_path / 'fast1' / 'best.json'), 'teacher': str(tmp_path / 'acc'), 'command': 'train fast2'}}.items():
+        (tmp_path / name).mkdir(); (tmp_path / name / 'settings.json').write_text(json.dumps(s))
+    made = bm.fast_reproduce(tmp_path / 'fast2', str(tmp_path), 'train acc && bundle acc', 'train fast2 --model_dir runs/fast2')
+    assert made == 'train acc && bundle acc && train fast1 && train fast2 --model_dir runs/fast2'
+
+
 def test_bundling_an_accurate_model_measures_the_fast_ones_gap_again(tmp_path, monkeypatch):
     bm = load_tool('bundle_model')
     col = lambda acc: {'grey': dict(accuracy=acc), 'kn95+grey': dict(accuracy=acc - 0.02)}

@@ -74,6 +74,14 @@ def reproduce(run: Path, data: str) -> str:
     return ('masked_emotions_mask ../shared/data/fer2013 work/masked && ' if 'work/masked' in made else '') + made
 
 
+def fast_reproduce(run: Path, data: str, accurate: str, command: str) -> str:
+    """A fast model's commands: the accurate model's `accurate` reproduce (its teacher), then those that made the
+    models `run` came from and are not among them (a fast model it started from), then `command`, its own."""
+    have = accurate.split(' && ')
+    made = [c for c in portable(' && '.join(commands(run)[:-1]), run, data).split(' && ') if c and c not in have]
+    return ' && '.join([*have, *dict.fromkeys(made), command])
+
+
 def portable(text: str, run: Path, data: str) -> str:
     "`text` with this machine's masked data and runs folders written as work/masked and runs/."
     return text.replace(str(Path(data).resolve()), 'work/masked').replace(str(run.resolve().parent) + '/', 'runs/')
@@ -135,7 +143,7 @@ def bundle_matrix(card_path: Path, data: str, force: bool, fast: bool = False) -
     if fast:  # how far each column is from the accurate model's (points of accuracy)
         card['metrics']['gap_to_accurate'] = gap_to_accurate(card['metrics']['matrix'], read_card(default_model_card())['metrics']['matrix'])
         card['command'] = re.sub(r'(--(?:weights|teacher|model_dir) )(?!runs/|/)', r'\1runs/', card['command']).replace(str(Path(data).resolve()), '../shared/data/fer2013')
-        card['reproduce'] = read_card(default_model_card())['reproduce'] + ' && ' + card['command']  # the accurate model, then this run
+        card['reproduce'] = fast_reproduce(run, data, read_card(default_model_card())['reproduce'], card['command'])
     else: card['reproduce'] = reproduce(run, data) + f' && python tools/bundle_model.py runs/{run.name} ../shared/data/fer2013 --matrix'
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
     shutil.copy(card_path.with_suffix('.safetensors'), dest.with_suffix('.safetensors'))
