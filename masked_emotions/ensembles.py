@@ -96,15 +96,28 @@ def average_models(models:list, # model_dirs, cards or .safetensors files (see `
                    command:str|None=None, # how it was made, for the card (default: this call)
                    ensemble:bool=False, # average their predictions (an `Ensemble`) instead of their weights
                    member_weights:list|None=None, # with `ensemble`: each model's weight (default: all the same)
+                   tta:bool|None=None, # test-time augmentation of the average (default: the models', which must agree)
                   ) -> Path: # `model_dir`
     "Average the weights of `models` (a uniform model soup), or with `ensemble` their predictions, into a new model_dir."
     model_dir = Path(model_dir)
     if member_weights is not None and not ensemble: raise ValueError('member weights are for an ensemble: add ensemble=True (--ensemble)')
     if member_weights is not None and len(member_weights) != len(models): raise ValueError(f'{len(member_weights)} member weights for {len(models)} models: give one per model')
     paths, nets, cards = _load_models(models, model_dir, ensemble)
+    view = _tta_settings(paths, cards, tta)  # before anything is written
     command = command or f'average_models({[str(m) for m in models]!r}, {str(model_dir)!r}, ensemble={ensemble})'
     _, state, card = _combine(nets, cards, ensemble, member_weights)
-    return _write_average(model_dir, state, card, paths, paths, command)
+    card = {k: v for k, v in card.items() if k not in ('tta', 'tta_zooms')}
+    return _write_average(model_dir, state, dict(card, **view), paths, paths, command)
+
+def _tta_settings(paths:list, cards:list, tta:bool|None=None) -> dict:
+    "The card's test-time augmentation for the average of `cards`: `tta` if given (zooms from the first member that has them), else the members' own, refused when they differ."
+    own = [dict(tta=True, tta_zooms=list(c.get('tta_zooms', TTA_ZOOMS))) if c.get('tta') else dict(tta=False) for c in cards]
+    if tta is None:
+        if any(o != own[0] for o in own): raise ValueError('the models differ in test-time augmentation (' +
+            ', '.join(f"{p}: {'zooms ' + str(o['tta_zooms']) if o['tta'] else 'none'}" for p, o in zip(paths, own)) +
+            '): choose it for the average with tta=True or tta=False (--tta yes|no)')
+        return own[0]
+    return next((o for o in own if o['tta']), dict(tta=True, tta_zooms=list(TTA_ZOOMS))) if tta else dict(tta=False)
 
 # %% ../nbs/03a_ensembles.ipynb #b2c96cdb
 def _split_probs(net, card:dict, dls, split:str='PublicTest') -> tuple:
@@ -223,6 +236,7 @@ def masked_emotions_average(
     bags:Param('Bagged ensemble selection (with --greedy --ensemble): selection in this many random halves of the models, summed; 1: plain', int)=1,
     max_models:Param('At most this many distinct networks in the ensemble (with --greedy --ensemble; not with --bags)', int)=None,
     member_weights:Param('Weights of the models in the ensemble, comma-separated, one per model (with --ensemble, not --greedy)', str)=None,
+    tta:Param("Test-time augmentation of the average: yes or no (default: the models' own, which must agree; with --greedy: the best model's)", str)=None,
 ):
     "Average the weights of trained models (a uniform or greedy model soup), or their predictions (an ensemble), into a new model_dir."
     if not model_dir: sys.exit('masked_emotions_average: --model_dir is required (a new folder for the averaged model)')
@@ -230,10 +244,12 @@ def masked_emotions_average(
     if (bags != 1 or max_models is not None) and not (greedy and ensemble):
         sys.exit('masked_emotions_average: --bags and --max_models are for ensemble selection: add --greedy --ensemble')
     if member_weights and greedy: sys.exit('masked_emotions_average: --member_weights gives the weights that --greedy would choose: use one or the other')
+    if tta not in (None, 'yes', 'no'): sys.exit(f'masked_emotions_average: --tta takes yes or no, got {tta!r}')
+    if tta and greedy: sys.exit("masked_emotions_average: with --greedy the models are chosen with the best model's test-time augmentation: --tta is for a plain average")
     command = ' '.join(['masked_emotions_average'] + sys.argv[1:])
     try:
         weights = [float(w) for w in member_weights.split(',')] if member_weights else None
-        out = greedy_soup(models, data_loc, model_dir, command, ensemble, rounds, bags, max_models) if greedy else average_models(models, model_dir, command, ensemble, weights)
+        out = greedy_soup(models, data_loc, model_dir, command, ensemble, rounds, bags, max_models) if greedy else average_models(models, model_dir, command, ensemble, weights, None if tta is None else tta == 'yes')
     except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_average: {e}')
     card = read_card(out/'best.json')
     print(f"{out}: {'ensemble' if ensemble else 'average'} of {len(card['averaged_from'])} of {len(models)} models" +

@@ -160,6 +160,24 @@ def test_ensemble_two_models_then_predict(tmp_path):
     assert json.loads(p.stdout)[0]['faces'][0]['emotion'] in EMOTIONS
 
 
+def test_ensemble_of_models_that_differ_in_tta(tmp_path):
+    save_untrained(tmp_path, 'a', 'b')
+    card = json.loads((tmp_path / 'b.json').read_text())
+    (tmp_path / 'b.json').write_text(json.dumps({k: v for k, v in dict(card, tta=False).items() if k != 'tta_zooms'}))
+    a_zooms = json.loads((tmp_path / 'a.json').read_text())['tta_zooms']
+    models = [tmp_path / 'a.json', tmp_path / 'b.json']
+    r = run('masked_emotions_average', *models, '--model_dir', tmp_path / 'ens', '--ensemble')
+    assert r.returncode != 0 and 'differ in test-time augmentation' in r.stderr and f"b.json: none" in r.stderr and 'Traceback' not in r.stderr
+    assert not (tmp_path / 'ens').exists()
+    bad = run('masked_emotions_average', *models, '--model_dir', tmp_path / 'ens', '--ensemble', '--tta', 'maybe')
+    assert bad.returncode != 0 and "--tta takes yes or no, got 'maybe'" in bad.stderr and not (tmp_path / 'ens').exists()
+    for choice, want in (('yes', dict(tta=True, tta_zooms=a_zooms)), ('no', dict(tta=False))):
+        r = run('masked_emotions_average', *models, '--model_dir', tmp_path / choice, '--ensemble', '--tta', choice)
+        assert r.returncode == 0, r.stderr
+        made = json.loads((tmp_path / choice / 'best.json').read_text())
+        assert {k: made[k] for k in ('tta', 'tta_zooms') if k in made} == want
+
+
 @pytest.mark.parametrize('args, msg', [
     (['a.json', '--model_dir', 'one'], 'at least 2 models'),
     (['a.json', 'missing.json', '--model_dir', 'two'], 'missing.json: no model card'),
