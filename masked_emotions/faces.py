@@ -158,6 +158,13 @@ def mtcnn_input(img:np.ndarray) -> np.ndarray:
     x = img.astype(np.float32); x -= 127.5; x *= 1 / 128
     return x
 
+def _mtcnn_ready(img:np.ndarray) -> np.ndarray:
+    "`img` normalised for MTCNN: a uint8 HxWx3 RGB photo is `mtcnn_input`'s job; a float32 one must already be (in [-1, 1]); anything else is refused."
+    if getattr(img, 'ndim', 0) != 3 or img.shape[2] != 3: raise ValueError(f'MTCNN takes an HxWx3 RGB photo, got an array of shape {getattr(img, "shape", type(img).__name__)}')
+    if img.dtype == np.uint8: return mtcnn_input(img)
+    if img.dtype == np.float32 and (img.size == 0 or (img.min() >= -1 and img.max() <= 1)): return img
+    raise ValueError(f'MTCNN takes a uint8 RGB photo or its mtcnn_input (float32 in [-1, 1]); got {img.dtype} values in [{img.min():g}, {img.max():g}]: convert a 0-255 photo with .astype(np.uint8)')
+
 def _proposals(pnet, x:np.ndarray, min_face:int, threshold:float) -> np.ndarray:
     "P-Net's boxes (N x 5: box, score) over the image pyramid of normalised image `x`, each level resized from the last."
     H, W = x.shape[:2]; s = 12 / min_face; found = []; level = x
@@ -181,7 +188,7 @@ def _refine(boxes:np.ndarray, offsets:np.ndarray) -> np.ndarray:
 
 # %% ../nbs/01a_faces.ipynb #53e8df76
 @torch.inference_mode()
-def mtcnn_faces(img:np.ndarray, # uint8 HxWx3 RGB, or its `mtcnn_input` (float32)
+def mtcnn_faces(img:np.ndarray, # uint8 HxWx3 RGB, or its `mtcnn_input` (float32, in [-1, 1])
                 min_face:int=40, # px: the smallest face to look for (smaller is slower)
                 thresholds:tuple|None=None, # face probability each of P-Net, R-Net, O-Net needs; None: `MTCNN_THRESHOLDS` of `nets`
                 nets='masks', # one of `MTCNN_WEIGHTS`, or the three networks themselves (None thresholds: the original ones)
@@ -191,7 +198,7 @@ def mtcnn_faces(img:np.ndarray, # uint8 HxWx3 RGB, or its `mtcnn_input` (float32
     if isinstance(nets, str): thresholds, nets = thresholds or MTCNN_THRESHOLDS[nets], mtcnn_nets(nets)
     pnet, rnet, onet = nets
     thresholds = thresholds or MTCNN_THRESHOLDS['original']
-    x = img if img.dtype == np.float32 else mtcnn_input(img)
+    x = _mtcnn_ready(img)
     b = _proposals(pnet, x, min_face, thresholds[0])
     if not len(b): return none
     b = square_boxes(b[:, :4])
