@@ -209,6 +209,12 @@ def test_benchmark_speed_ab_needs_two_models():
     assert r.returncode != 0 and 'python tools/benchmark_speed.py --ab' in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 
+@pytest.mark.parametrize('args', [['--help'], ['--quik']])
+def test_benchmark_speed_explains_itself_instead_of_running(args):
+    r = tool('benchmark_speed', *args)  # it ran the whole benchmark (minutes) on any option it did not know
+    assert r.returncode != 0 and 'python tools/benchmark_speed.py [--quick]' in r.stderr and 'faces/s' not in r.stdout, r.stderr
+
+
 def test_ensemble_candidates_score_what_average_makes(two_models, fer_folder, tmp_path):
     "The tool's cached probabilities are each network's, and its score of a weighted ensemble is that of the ensemble masked_emotions_average makes."
     import re

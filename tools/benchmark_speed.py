@@ -131,6 +131,7 @@ def ab(names: list, backend: str = 'openvino'):
 
 
 if __name__ == '__main__':
+    if sys.argv[1:] not in ([], ['--quick']) and sys.argv[1:2] != ['--ab']: sys.exit(__doc__)  # --help, or a mistyped option: the usage, not a 10-minute run
     if '--ab' in sys.argv:
         rest = sys.argv[sys.argv.index('--ab') + 1:]
         if not rest or len(rest[0].split(',')) != 2: sys.exit(__doc__)
