@@ -167,7 +167,7 @@ def test_ensemble_of_models_that_differ_in_tta(tmp_path):
     a_zooms = json.loads((tmp_path / 'a.json').read_text())['tta_zooms']
     models = [tmp_path / 'a.json', tmp_path / 'b.json']
     r = run('masked_emotions_average', *models, '--model_dir', tmp_path / 'ens', '--ensemble')
-    assert r.returncode != 0 and 'differ in test-time augmentation' in r.stderr and f"b.json: none" in r.stderr and 'Traceback' not in r.stderr
+    assert r.returncode != 0 and 'differ in test-time augmentation' in r.stderr and "b.json: none" in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path / 'ens').exists()
     bad = run('masked_emotions_average', *models, '--model_dir', tmp_path / 'ens', '--ensemble', '--tta', 'maybe')
     assert bad.returncode != 0 and "--tta takes yes or no, got 'maybe'" in bad.stderr and not (tmp_path / 'ens').exists()
