@@ -271,3 +271,16 @@ def test_bundling_an_accurate_model_measures_the_fast_ones_gap_again(tmp_path, m
     fast = json.loads((tmp_path / 'fast_model.json').read_text())
     assert fast['metrics']['gap_to_accurate'] == {'PublicTest': {'grey': 2.0, 'kn95+grey': 2.0}, 'PrivateTest': {'grey': 2.5, 'kn95+grey': 2.5}}
     assert fast['tta'] is False and fast['metrics']['matrix'] == cards['fast_model']['metrics']['matrix']  # the rest of the card as it was
+
+
+def test_a_fast_model_distilled_from_the_bundled_models_names_their_runs(tmp_path, monkeypatch):
+    "Trained with --weights/--teacher on the package's own cards: the card's command names the runs that made them, which its reproduce remakes."
+    bm = load_tool('bundle_model')
+    monkeypatch.setattr(bm, 'ASSETS', tmp_path)
+    for name, run in (('fast_model', 'kfast'), ('default_model', 'gwf')):
+        (tmp_path / f'{name}.json').write_text(json.dumps({'weights': f'best.safetensors of the last run (runs/{run})'}))
+    cmd = (f'masked_emotions_train --data_loc {tmp_path}/fer --weights {tmp_path}/fast_model.json --teacher {tmp_path}/default_model.safetensors '
+           f'--model_dir runs/mfast --seed 1')
+    assert bm.portable_command(cmd, str(tmp_path / 'fer')) == ('masked_emotions_train --data_loc ../shared/data/fer2013 --weights runs/kfast/best.json '
+                                                              '--teacher runs/gwf/best.json --model_dir runs/mfast --seed 1')
+    assert bm.portable_command('train --weights mine/best.json --teacher runs/acc', 'x') == 'train --weights runs/mine/best.json --teacher runs/acc'

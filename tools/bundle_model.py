@@ -87,6 +87,23 @@ def portable(text: str, run: Path, data: str) -> str:
     return text.replace(str(Path(data).resolve()), 'work/masked').replace(str(run.resolve().parent) + '/', 'runs/')
 
 
+def run_of_bundled(path: str) -> str | None:
+    """The run a bundled model's card came from, as runs/NAME/best.json (its card's `weights` names the run), when
+    `path` is one of the package's bundled cards or weights; else None."""
+    p = Path(path).resolve()
+    if p.parent != ASSETS.resolve(): return None
+    m = re.search(r'\(runs/([^)]+)\)', read_card(p.with_suffix('.json')).get('weights', ''))
+    return f'runs/{m[1]}/best.json' if m else None
+
+
+def portable_command(command: str, data: str) -> str:
+    """A fast model's training `command` as the reproduce commands write it: a bundled model it started from or learnt
+    from (`--weights`/`--teacher masked_emotions/assets/...`) as the run that made it, other runs under runs/, the data
+    as ../shared's."""
+    command = re.sub(r'(--(?:weights|teacher) )(\S+)', lambda m: m[1] + (run_of_bundled(m[2]) or m[2]), command)
+    return re.sub(r'(--(?:weights|teacher|model_dir) )(?!runs/|/)', r'\1runs/', command).replace(str(Path(data).resolve()), '../shared/data/fer2013')
+
+
 def matrix_metrics(card_path: Path, data: str) -> dict:
     "split -> mask -> accuracy, macro-F1 and whether the mask type was held out of training."
     from masked_emotions.analysis import mask_matrix, served_masks
@@ -142,7 +159,7 @@ def bundle_matrix(card_path: Path, data: str, force: bool, fast: bool = False) -
     card['mask']['draw_over_masks'] = draws_over_masks(card['metrics']['matrix']['PublicTest'])  # what predict(add_mask='auto') does
     if fast:  # how far each column is from the accurate model's (points of accuracy)
         card['metrics']['gap_to_accurate'] = gap_to_accurate(card['metrics']['matrix'], read_card(default_model_card())['metrics']['matrix'])
-        card['command'] = re.sub(r'(--(?:weights|teacher|model_dir) )(?!runs/|/)', r'\1runs/', card['command']).replace(str(Path(data).resolve()), '../shared/data/fer2013')
+        card['command'] = portable_command(card['command'], data)
         card['reproduce'] = fast_reproduce(run, data, read_card(default_model_card())['reproduce'], card['command'])
     else: card['reproduce'] = reproduce(run, data) + f' && python tools/bundle_model.py runs/{run.name} ../shared/data/fer2013 --matrix'
     card['weights'] = f'{card_path.stem}.safetensors of the last run (runs/{run.name})'
