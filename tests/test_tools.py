@@ -253,11 +253,12 @@ def test_ensemble_candidates_score_what_average_makes(two_models, fer_folder, tm
 def test_a_fast_models_reproduce_remakes_the_model_it_started_from(tmp_path):
     "A fast model distilled from an earlier fast model: its commands are the accurate model's, that earlier model's, then its own."
     bm = load_tool('bundle_model')
-    for name, s in {'acc': {'command': 'train acc'}, 'fast1': {'weights': str(tmp_path / 'acc'), 'command': 'train fast1'},
+    for name, s in {'acc': {'command': 'train acc'}, 'acc0': {'command': 'train acc0 && python tools/bundle_model.py runs/acc0 x --matrix'},
+                    'fast1': {'weights': str(tmp_path / 'acc'), 'teacher': str(tmp_path / 'acc0'), 'command': 'train fast1'},
                     'fast2': {'weights': str(tmp_path / 'fast1' / 'best.json'), 'teacher': str(tmp_path / 'acc'), 'command': 'train fast2'}}.items():
         (tmp_path / name).mkdir(); (tmp_path / name / 'settings.json').write_text(json.dumps(s))
     made = bm.fast_reproduce(tmp_path / 'fast2', str(tmp_path), 'train acc && bundle acc', 'train fast2 --model_dir runs/fast2')
-    assert made == 'train acc && bundle acc && train fast1 && train fast2 --model_dir runs/fast2'
+    assert made == 'train acc && bundle acc && train acc0 && train fast1 && train fast2 --model_dir runs/fast2'  # acc0's bundling left out
 
 
 def test_bundling_an_accurate_model_measures_the_fast_ones_gap_again(tmp_path, monkeypatch):

@@ -76,9 +76,12 @@ def reproduce(run: Path, data: str) -> str:
 
 def fast_reproduce(run: Path, data: str, accurate: str, command: str) -> str:
     """A fast model's commands: the accurate model's `accurate` reproduce (its teacher), then those that made the
-    models `run` came from and are not among them (a fast model it started from), then `command`, its own."""
+    models `run` came from and are not among them (a fast model it started from), then `command`, its own. Bundling
+    commands in those (an accurate model bundled then, since replaced) are left out: after the accurate model's own, the
+    tool would refuse them as no better, and the chain would stop there."""
     have = accurate.split(' && ')
-    made = [c for c in portable(' && '.join(commands(run)[:-1]), run, data).split(' && ') if c and c not in have]
+    made = [c for c in portable(' && '.join(commands(run)[:-1]), run, data).split(' && ')
+            if c and c not in have and not c.startswith('python tools/bundle_model.py ')]
     return ' && '.join([*have, *dict.fromkeys(made), command])
 
 
