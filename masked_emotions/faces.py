@@ -160,7 +160,9 @@ def mtcnn_input(img:np.ndarray) -> np.ndarray:
 
 def _mtcnn_ready(img:np.ndarray) -> np.ndarray:
     "`img` normalised for MTCNN: a uint8 HxWx3 RGB photo is `mtcnn_input`'s job; a float32 one must already be (in [-1, 1]); anything else is refused."
-    if getattr(img, 'ndim', 0) != 3 or img.shape[2] != 3: raise ValueError(f'MTCNN takes an HxWx3 RGB photo, got {f"an array of shape {img.shape}" if hasattr(img, "shape") else type(img).__name__}')
+    if getattr(img, 'ndim', 0) != 3 or img.shape[2] != 3:
+        got = f'an array of shape {img.shape}' if hasattr(img, 'shape') else type(img).__name__
+        raise ValueError(f'MTCNN takes an HxWx3 RGB photo, got {got}')
     if img.dtype == np.uint8: return mtcnn_input(img)
     if img.dtype == np.float32 and (img.size == 0 or (img.min() >= -1 and img.max() <= 1)): return img
     raise ValueError(f'MTCNN takes a uint8 RGB photo or its mtcnn_input (float32 in [-1, 1]); got {img.dtype} values in [{img.min():g}, {img.max():g}]: convert a 0-255 photo with .astype(np.uint8)')
