@@ -113,7 +113,7 @@ def int8_model_card() -> Path:
     return ASSETS/'int8_model.json'
 
 def fast_int8_model_card() -> Path:
-    "The model card of the fast int8 bundled model: the fast model quantised to 8-bit integers, run on each face and its mirror image (an ONNX file for the CPU; see [model card](07_model_card.ipynb))."
+    "The model card of the fast int8 bundled model: a wide network distilled from the default one, quantised to 8-bit integers, run on each face and its mirror image (an ONNX file for the CPU; see [model card](07_model_card.ipynb))."
     return ASSETS/'fast_int8_model.json'
 
 BUNDLED_MODELS = {'accurate': default_model_card, 'fast': fast_model_card, 'int8': int8_model_card, 'fast_int8': fast_int8_model_card}  # the names a `model` argument may give instead of a path
@@ -123,7 +123,7 @@ def mask_detector_card() -> Path:
     return ASSETS/'mask_detector.json'
 
 def find_model_card(model=None) -> Path:
-    "The card for `model`: None or 'accurate' (bundled default), 'fast' (the fast bundled model), 'int8' (the default quantised), 'fast_int8' (the fast one quantised, with mirror TTA), a card or safetensors file, or a model_dir (its best.json)."
+    "The card for `model`: None or 'accurate' (bundled default), 'fast' (the fast bundled model), 'int8' (the default quantised), 'fast_int8' (a distilled network quantised, with mirror TTA), a card or safetensors file, or a model_dir (its best.json)."
     if model is None: return default_model_card()
     if isinstance(model, str) and model in BUNDLED_MODELS: return BUNDLED_MODELS[model]()  # a folder so named: pass it as ./fast
     p = Path(model)

@@ -92,7 +92,7 @@ def _result(face:Face, probs:np.ndarray, classes:list, masked:bool, drawn:bool) 
                 confidence=round(float(probs[i]), 4), probs={c: round(float(p), 4) for c, p in zip(classes, probs)})
 
 def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gray, any size
-            model=None, # None or 'accurate' (bundled), 'fast' (bundled, one network), 'int8' (bundled, the accurate one quantised: CPU only), 'fast_int8' (the fast one quantised, with mirror TTA: CPU only), model_dir, or model card / weights path
+            model=None, # None or 'accurate' (bundled), 'fast' (bundled, one network), 'int8' (bundled, the accurate one quantised: CPU only), 'fast_int8' (a wide network distilled from the accurate one, quantised, with mirror TTA: CPU only), model_dir, or model card / weights path
             add_mask='auto', # draw the grey training mask first: 'auto' on faces the mask detector finds bare (and over worn masks if the card asks), True on all, False on none
             tta:bool|None=None, # average over mirrored and zoomed views; None: as the model card says
             faces:list|None=None, # `Face`s already found in `image` (by `image_faces`); None: find them
@@ -171,7 +171,7 @@ def _predict_videos(videos:list, model, every:int, out_dir, json:bool, **kwargs)
 @call_parse
 def masked_emotions_predict(
     inputs:Param('Images, videos, or folders of them (default: the bundled example photo, with the mask drawn)', str, nargs='*'),
-    model:Param('Model: fast, accurate, int8 or fast_int8 (bundled; default accurate; int8 and fast_int8 are accurate and fast quantised, CPU only), a model_dir from masked_emotions_train, or a model card', str)=None,
+    model:Param('Model: fast, accurate, int8 or fast_int8 (bundled; default accurate; int8 is accurate quantised, fast_int8 a distilled network quantised, CPU only), a model_dir from masked_emotions_train, or a model card', str)=None,
     add_mask:Param("Draw the training mask on each face first: auto (on faces the mask detector finds bare), yes (on all; --add_mask alone), no", str, nargs='?', const='yes', choices=['auto', 'yes', 'no'])='auto',
     json:Param('Print the results as JSON', store_true)=False,
     no_tta:Param('No test-time augmentation (mirrored and zoomed views)', store_true)=False,

@@ -349,15 +349,15 @@ def test_predict_fast_model_any_backend():
     assert bad.returncode == 2 and 'tflite' in bad.stderr and 'Traceback' not in bad.stderr
 
 
-@pytest.mark.parametrize('name,of,tta', [('int8', 'accurate', None), ('fast_int8', 'fast', True)])
-def test_predict_int8_model(name, of, tta):
-    "A quantised model from the command line, on the CPU: close to the model it was made from (fast_int8: on the face and its mirror image, as it runs); torch cannot run it, and says so."
+@pytest.mark.parametrize('name,atol', [('int8', 0.05), ('fast_int8', 0.15)])
+def test_predict_int8_model(name, atol):
+    "A quantised model from the command line, on the CPU: close to the accurate model (int8: quantised from it; fast_int8: a network distilled from it, whose float32 weights are not shipped) with the same top emotion; torch cannot run it, and says so."
     from masked_emotions.predict import predict
     out = run('masked_emotions_predict', '--model', name, '--json')
     assert out.returncode == 0, out.stderr
     p = json.loads(out.stdout)[0]['faces'][0]['probs']
-    expected = predict(example_photo(), of, tta=tta, backend='torch', device='cpu')[0]['probs']
-    assert np.allclose(list(p.values()), list(expected.values()), atol=0.05), (p, expected)
+    expected = predict(example_photo(), 'accurate', backend='torch', device='cpu')[0]['probs']
+    assert np.allclose(list(p.values()), list(expected.values()), atol=atol) and max(p, key=p.get) == max(expected, key=expected.get), (p, expected)
     bad = run('masked_emotions_predict', '--model', name, '--backend', 'torch')
     assert bad.returncode != 0 and 'torch cannot' in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
 

@@ -173,6 +173,24 @@ def test_quantize_model_writes_a_model_that_runs(fer_folder, tmp_path, fast):
     assert p.shape == (3, 7) and np.allclose(p.sum(1), 1, atol=1e-3)
 
 
+def test_quantize_model_of_a_card(fer_folder, tmp_path):
+    "--of quantises the float32 model at a card instead of the bundled one; a card that is not there is named."
+    pytest.importorskip('onnxruntime')
+    from masked_emotions.models import fast_model_card, load_model, face_probs
+    r = tool('quantize_model', fer_folder, '--dest', tmp_path / 'q', '--of', tmp_path / 'nope.json')
+    assert r.returncode != 0 and f'--of {tmp_path / "nope.json"}: no such model card' in r.stderr and not (tmp_path / 'q.onnx').exists()
+    r = tool('quantize_model', fer_folder, '--dest', tmp_path / 'q', '--of', fast_model_card())
+    assert r.returncode == 0, r.stderr
+    made = json.loads((tmp_path / 'q.json').read_text())
+    assert (made['arch'], made['tta']) == ('emotion_cnn', False)  # the card's own views without --fast: the fast model has none
+    assert made['quantized']['of'].startswith(f'{fast_model_card()} (') and made['quantized']['command'].endswith(f'--of {fast_model_card()}')
+    assert made['quantized']['of_made_by'] == json.loads(fast_model_card().read_text())['command']  # how the float32 model was trained
+    from masked_emotions.analysis import split_faces
+    _, faces = split_faces(fer_folder, 'PrivateTest')
+    (n8, c8), (nf, cf) = load_model(tmp_path / 'q.json'), load_model('fast')
+    assert np.abs(face_probs(n8, faces, c8, backend=None) - face_probs(nf, faces, cf, backend=None)).max() < 0.1  # the same network, quantised
+
+
 def test_detector_photos_are_the_recall_tools(fer_folder):
     "The fine-tuning tool's --evaluate and --pnet score the photos tools/detector_recall.py makes: each face bare, then under grey and each mask type."
     from masked_emotions.masking import MASK_TYPES

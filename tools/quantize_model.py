@@ -1,7 +1,8 @@
 """Quantise the bundled accurate model to 8-bit integers: the package's `int8` model (`predict(..., model='int8')`);
-with --fast, the bundled fast model: the package's `fast_int8` model, run on each face and its mirror image.
+with --fast, the package's `fast_int8` model, run on each face and its mirror image: by default quantised from the
+bundled fast model; the bundled one is a wide network distilled from the accurate model (`--fast --of runs/wfast/best.json`).
 
-    python tools/quantize_model.py FER2013 [--fast] [--matrix] [--dest DIR/NAME]
+    python tools/quantize_model.py FER2013 [--fast] [--matrix] [--dest DIR/NAME] [--of CARD]
 
 Static quantisation with ONNX Runtime (`pip install onnxruntime`): the accurate ensemble exported to ONNX, QDQ
 format, weights int8 per output channel with `reduce_range` (7-bit weights), activations uint8, min-max ranges
@@ -9,10 +10,11 @@ calibrated on 512 Training faces of FER2013 (seeded), a quarter each bare, grey,
 out, as in training), each in the views the model is run on. `reduce_range` because CPUs without VNNI (AVX2 only) multiply
 uint8 by int8 in 16-bit sums that saturate: without it this model lost 6 points on such a CPU.
 Writes masked_emotions/assets/int8_model.onnx and int8_model.json (the accurate model's card, the ONNX file's name
-and how it was made; with --fast, fast_int8_model.*: the fast model's card with `tta` on and `FAST_TTA_ZOOMS`, its
+and how it was made; with --fast, fast_int8_model.*: the float32 model's card with `tta` on and `FAST_TTA_ZOOMS`, its
 views the face and its mirror image), or DIR/NAME.onnx and .json with --dest. With --matrix, also the evaluation matrix of the int8 model on all PrivateTest faces (each mask type alone and with grey drawn over it, as
 `masked_emotions_analyze --matrix` measures it, with `predict`'s `auto` column) into its card, printed beside
-the accurate model's.
+the accurate model's. With --of, the float32 model at CARD (a trained model's card) is quantised instead of the
+bundled one, in the same views (--fast: the face and its mirror image).
 """
 import sys, json, hashlib, tempfile, datetime
 from pathlib import Path
@@ -37,11 +39,11 @@ def calibration_faces(src) -> np.ndarray:
     k = len(c['masks'])
     return np.concatenate([matrix_faces(f[i::k], pts[i::k], m, c['mask_seed'], idx[i::k]) for i, m in enumerate(c['masks'])])
 
-def quantize(src, dest=None, fast:bool=False) -> Path:
-    "Write the int8 ONNX file and its card as `dest`.onnx and .json (default: the package's int8 or, `fast`, fast_int8 model); return the card's path."
+def quantize(src, dest=None, fast:bool=False, of=None) -> Path:
+    "Write the int8 ONNX file of `of` (default: the bundled accurate or, `fast`, fast model) and its card as `dest`.onnx and .json (default: the package's int8 or fast_int8 model); return the card's path."
     card_path = (fast_int8_model_card() if fast else int8_model_card()) if dest is None else Path(dest).with_suffix('.json')
     from onnxruntime.quantization import quantize_static, CalibrationDataReader, QuantFormat, QuantType, CalibrationMethod
-    source = fast_model_card() if fast else default_model_card()
+    source = Path(of) if of is not None else fast_model_card() if fast else default_model_card()
     net, card = load_model(source)
     if fast: card = dict(card, tta=True, tta_zooms=FAST_TTA_ZOOMS)
     batches = [views(b, card) for b in np.array_split(calibration_faces(src), 8)]
@@ -57,9 +59,10 @@ def quantize(src, dest=None, fast:bool=False) -> Path:
     weights = source.with_suffix('.safetensors')
     out = {k: v for k, v in card.items() if k not in ('weights', 'metrics', 'reproduce', 'averaged_from', 'started_from', 'command', 'gap_to_accurate')}
     out.update(onnx=onnx.name, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-               quantized=dict(of=f'{source.name} ({weights.name} sha256 {hashlib.sha256(weights.read_bytes()).hexdigest()[:16]})',
+               quantized=dict(of=f'{source.name if of is None else of} ({weights.name} sha256 {hashlib.sha256(weights.read_bytes()).hexdigest()[:16]})',
+                              **({'of_made_by': card['command']} if of is not None and 'command' in card else {}),
                               method='ONNX Runtime quantize_static: QDQ, int8 weights per channel with reduce_range, uint8 activations, min-max',
-                              calibration=dict(CALIBRATION, source=str(src)), command=f'python tools/quantize_model.py {src}' + (' --fast' if fast else '')))
+                              calibration=dict(CALIBRATION, source=str(src)), command=f'python tools/quantize_model.py {src}' + (' --fast' if fast else '') + (f' --of {of}' if of is not None else '')))
     with atomic_path(card_path) as p: p.write_text(json.dumps(out, indent=2))
     return card_path
 
@@ -85,6 +88,8 @@ def matrix(src, card_path, fast:bool=False) -> pd.DataFrame:
 
 if __name__ == '__main__':
     if len(sys.argv) < 2 or not Path(sys.argv[1]).exists(): sys.exit(__doc__)
-    dest, fast = sys.argv[sys.argv.index('--dest') + 1] if '--dest' in sys.argv else None, '--fast' in sys.argv
-    card_path = quantize(sys.argv[1], dest, fast); print('wrote', card_path, flush=True)
+    opt = lambda o: sys.argv[sys.argv.index(o) + 1] if o in sys.argv else None
+    dest, fast, of = opt('--dest'), '--fast' in sys.argv, opt('--of')
+    if of is not None and not Path(of).is_file(): sys.exit(f'quantize_model.py: --of {of}: no such model card')
+    card_path = quantize(sys.argv[1], dest, fast, of); print('wrote', card_path, flush=True)
     if '--matrix' in sys.argv: matrix(sys.argv[1], card_path, fast)
