@@ -181,20 +181,21 @@ def matrix_table(matrix:pd.DataFrame, # from `mask_matrix`
     return out
 
 # %% ../nbs/04_analysis.ipynb #c27bdef4
-def _matrix_cli(models:list, src, out, seed:int, masks:str|None, tta:bool|None=None) -> None:
+def _matrix_cli(models:list, src, out, seed:int, masks:str|None, tta:bool|None=None, split:str='PrivateTest') -> None:
     "Score `models` ('bundled' for the bundled one) under every mask; print the tables and write matrix.csv into `out`."
     masks = masks.split(',') if masks else MATRIX_MASKS
     models = {m: None if m == 'bundled' else m for m in models}
-    mx = pd.concat([mask_matrix(models, src, masks=masks, seed=seed, tta=tta), mask_matrix(models, src, masks=['unmasked'], seed=seed, tta=tta, auto=True)], ignore_index=True)
+    mx = pd.concat([mask_matrix(models, src, split, masks=masks, seed=seed, tta=tta), mask_matrix(models, src, split, masks=['unmasked'], seed=seed, tta=tta, auto=True)], ignore_index=True)
     with atomic_path(Path(out)/'matrix.csv') as p: mx.to_csv(p, index=False)
-    print(f'accuracy on {mx.n.iloc[0]} PrivateTest faces of {src} per mask (* = a type the model never saw):')
+    print(f'accuracy on {mx.n.iloc[0]} {split} faces of {src} per mask (* = a type the model never saw):')
     print(matrix_table(mx).to_string()); print('macro-F1:'); print(matrix_table(mx, 'macro_f1').to_string())
 
 @call_parse
 def masked_emotions_analyze(
     runs:Param("Model dirs (with test_predictions.csv) or predictions CSVs; with --matrix, models: model dirs, cards, 'bundled' or a bundled model's name (fast, int8, fast_int8)", str, nargs='+'),
     out:Param('Folder for the comparison of several runs, or for matrix.csv', str)='.',
-    matrix:Param('Unmasked FER2013: score each model on its PrivateTest faces under every mask type instead', str)=None,
+    matrix:Param('Unmasked FER2013: score each model on its --split faces under every mask type instead', str)=None,
+    split:Param('Split of --matrix: PrivateTest (to report) or PublicTest (to choose between models)', str, choices=['PrivateTest', 'PublicTest'])='PrivateTest',
     seed:Param('Seed of the masks of --matrix (as masked_emotions_mask --seed)', int)=0,
     masks:Param(f"Masks of --matrix, comma-separated (default {','.join(MATRIX_MASKS)}; 'a+b' draws b over a); an 'unmasked (auto)' column is always added", str)=None,
     tta:Param("Test-time augmentation for --matrix, on or off (default: as each model's card says)", str, choices=['on', 'off'])=None,
@@ -202,7 +203,7 @@ def masked_emotions_analyze(
     "Report accuracy, macro-F1, per-class metrics and figures for trained models, or their accuracy under every mask type."
     import sys
     try:
-        if matrix: return _matrix_cli(runs, matrix, out, seed, masks, None if tta is None else tta == 'on')
+        if matrix: return _matrix_cli(runs, matrix, out, seed, masks, None if tta is None else tta == 'on', split)
         for r in runs:
             m = analyze(r)
             print(f"{r}: accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['n']} images; report in {Path(r) if Path(r).is_dir() else Path(r).parent}/analysis")

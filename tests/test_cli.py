@@ -484,3 +484,18 @@ def test_analyze_matrix_with_tta_on_and_off(fer_folder, tmp_path):
         assert np.allclose(got.accuracy[:2], want.accuracy) and np.allclose(got.macro_f1[:2], want.macro_f1)
     bad = run('masked_emotions_analyze', 'fast', '--matrix', fer_folder, '--tta', 'maybe')
     assert bad.returncode == 2 and "'maybe'" in bad.stderr and 'Traceback' not in bad.stderr
+
+
+def test_analyze_matrix_on_public_test(fer_folder, tmp_path):
+    "--split PublicTest scores the faces models are chosen on, not the PrivateTest faces they are reported on."
+    from masked_emotions.analysis import mask_matrix
+    r = run('masked_emotions_analyze', 'fast', 'fast_int8', '--matrix', fer_folder, '--masks', 'grey', '--split', 'PublicTest', '--out', tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert 'PublicTest faces' in r.stdout and 'PrivateTest' not in r.stdout
+    got = pd.read_csv(tmp_path / 'matrix.csv').query("mask == 'grey'")
+    want = mask_matrix({'fast': 'fast', 'fast_int8': 'fast_int8'}, fer_folder, 'PublicTest', masks=['grey'])
+    private = mask_matrix({'fast': 'fast', 'fast_int8': 'fast_int8'}, fer_folder, masks=['grey'])
+    assert got.model.tolist() == want.model.tolist() and np.allclose(got.accuracy, want.accuracy) and np.allclose(got.macro_f1, want.macro_f1)
+    assert not np.allclose(want.macro_f1, private.macro_f1)  # the splits are different faces
+    bad = run('masked_emotions_analyze', 'fast', '--matrix', fer_folder, '--split', 'Training')
+    assert bad.returncode == 2 and "'Training'" in bad.stderr and 'Traceback' not in bad.stderr
