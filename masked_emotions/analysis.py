@@ -202,6 +202,8 @@ def masked_emotions_analyze(
 ):
     "Report accuracy, macro-F1, per-class metrics and figures for trained models, or their accuracy under every mask type."
     import sys
+    alone = [f'--{k}' for k, v in dict(split=split != 'PrivateTest', masks=masks is not None, tta=tta is not None).items() if v and not matrix]
+    if alone: sys.exit(f"masked_emotions_analyze: {', '.join(alone)} only apply with --matrix FER2013")
     try:
         if matrix: return _matrix_cli(runs, matrix, out, seed, masks, None if tta is None else tta == 'on', split)
         for r in runs:

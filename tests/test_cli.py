@@ -499,3 +499,5 @@ def test_analyze_matrix_on_public_test(fer_folder, tmp_path):
     assert not np.allclose(want.macro_f1, private.macro_f1)  # the splits are different faces
     bad = run('masked_emotions_analyze', 'fast', '--matrix', fer_folder, '--split', 'Training')
     assert bad.returncode == 2 and "'Training'" in bad.stderr and 'Traceback' not in bad.stderr
+    alone = run('masked_emotions_analyze', 'fast', '--split', 'PublicTest', '--tta', 'on')
+    assert alone.returncode == 1 and '--split, --tta only apply with --matrix FER2013' in alone.stderr and 'Traceback' not in alone.stderr
