@@ -12,8 +12,8 @@ from .core import *
 
 # %% auto #0
 __all__ = ['MATRIX_MASKS', 'read_predictions', 'emotion_metrics', 'metrics_table', 'plot_confusion', 'label_counts',
-           'plot_label_counts', 'analyze', 'compare_runs', 'served_masks', 'split_faces', 'matrix_faces', 'mask_matrix',
-           'matrix_table', 'masked_emotions_analyze']
+           'plot_label_counts', 'analyze', 'compare_runs', 'split_faces', 'matrix_faces', 'served_predictions',
+           'matrix_predictions', 'matrix_scores', 'mask_matrix', 'matrix_table', 'masked_emotions_analyze']
 
 # %% ../nbs/04_analysis.ipynb #146b8f66
 def read_predictions(src) -> pd.DataFrame:
@@ -122,12 +122,7 @@ def compare_runs(srcs:list, out=None) -> pd.DataFrame:
     return df
 
 # %% ../nbs/04_analysis.ipynb #fadfbc10
-MATRIX_MASKS = ('grey', 'surgical', 'cloth', 'kn95', 'unmasked')
-
-def served_masks() -> list:
-    "`MATRIX_MASKS`, then each mask type with grey drawn over it: the columns `predict` serves when a card says `draw_over_masks`."
-    from masked_emotions.masking import MASK_TYPES
-    return [*MATRIX_MASKS, *(f'{t}+grey' for t in MASK_TYPES)]
+MATRIX_MASKS = ('unmasked', 'grey', 'surgical', 'cloth', 'kn95')  # the faces a user may have: bare, or wearing one of these
 
 def split_faces(src, # unmasked FER2013 (see `fer2013_items`)
                 split:str='PrivateTest') -> tuple: # (items with their number `index` in `src`, N x 48 x 48 faces)
@@ -140,35 +135,63 @@ def split_faces(src, # unmasked FER2013 (see `fer2013_items`)
     return items, np.stack([f if f.shape == (48, 48) else cv2.resize(f, (48, 48), interpolation=cv2.INTER_AREA) for f in faces])
 
 # %% ../nbs/04_analysis.ipynb #536ce977
-def matrix_faces(faces:np.ndarray, points:np.ndarray, mask:str, seed:int, index, auto:bool=False) -> np.ndarray:
-    "`faces` under `mask` ('unmasked', a style, or styles joined by '+', drawn in turn); with `auto`, grey drawn where the mask detector finds a face bare, as `predict` does."
-    from masked_emotions.masking import mask_faces, mask_parts, draw_mask
+def matrix_faces(faces:np.ndarray, # N x 48 x 48 bare faces
+                 points:np.ndarray, # their landmarks (`fer_landmarks` of the bare faces): where a worn mask sits
+                 mask:str, # 'unmasked', a style, or styles joined by '+', drawn in turn
+                 seed:int, index) -> np.ndarray:
+    "`faces` as photos of the same people wearing `mask` would show them: the image a user has."
+    from masked_emotions.masking import mask_faces, mask_parts
     x = faces.copy()
     for m in mask_parts(mask): x = mask_faces(x, points, None if m == 'unmasked' else m, seed, index)
-    if auto:
-        from masked_emotions.predict import masked_probs
-        for i in np.flatnonzero(masked_probs(x) <= 0.5): x[i] = draw_mask(x[i], points[i])
     return x
 
-def mask_matrix(models:dict, # name -> model (None: the bundled one, a model_dir or a card)
+def served_predictions(model, # a model as `predict` takes it
+                       faces:np.ndarray, # N x 48 x 48 face images
+                       tta:bool|None=None, # None: as the model's card says
+                      ) -> pd.DataFrame: # one row per face: predicted, masked, mask_drawn and the probabilities
+    "What `predict` gives for each of `faces`, passed as the images they are: `predict_files`, with its defaults."
+    from masked_emotions.predict import predict_files
+    df = predict_files(list(faces), model, tta=tta, progress=False)
+    if len(df) != len(faces): raise ValueError(f'{len(df)} results for {len(faces)} faces: a crop gave no face or several')
+    return df.rename(columns=dict(emotion='predicted'))[['predicted', 'masked', 'mask_drawn', 'error', *EMOTIONS]]
+
+# %% ../nbs/04_analysis.ipynb #cb4b6927
+def matrix_predictions(models:dict, # name -> model (None: the bundled one, a bundled name, a model_dir or a card)
+                       src, # unmasked FER2013
+                       split:str='PrivateTest', masks=MATRIX_MASKS, seed:int=0, # masks drawn as `masked_emotions_mask --seed SEED` does
+                       tta:bool|None=None, # None: as each model's card says
+                      ) -> pd.DataFrame: # one row per model, mask and face: index, true, and `served_predictions`' columns
+    "Each model's prediction, through `predict`, on each face of `split` under each mask."
+    from masked_emotions.masking import fer_landmarks
+    items, faces = split_faces(src, split)
+    points, out = fer_landmarks(faces), []  # of the bare faces: to put each mask where it would be worn
+    for mask in masks:
+        x = matrix_faces(faces, points, mask, seed, items['index'])
+        for name, model in models.items():
+            p = served_predictions(model, x, tta)
+            out.append(p.assign(model=name, mask=mask, index=items['index'].values, true=items.label.values))
+    return pd.concat(out, ignore_index=True)[['model', 'mask', 'index', 'true', 'predicted', 'masked', 'mask_drawn', 'error', *EMOTIONS]]
+
+def matrix_scores(preds:pd.DataFrame, # from `matrix_predictions`
+                  models:dict) -> pd.DataFrame: # one row per model and mask
+    "Accuracy with its standard error, macro-F1, and how often the mask detector said masked and grey was drawn, per model and mask."
+    from masked_emotions.masking import mask_parts
+    from masked_emotions.predict import get_model
+    rows = []
+    for (name, mask), p in preds.groupby(['model', 'mask'], sort=False):
+        m, card = emotion_metrics(p.assign(predicted=p.predicted.fillna('none'))), get_model(models[name])[1]
+        rows.append(dict(model=name, mask=mask, accuracy=m['accuracy'], se=float(np.sqrt(m['accuracy'] * (1 - m['accuracy']) / m['n'])), macro_f1=m['macro_f1'], n=m['n'],
+                         masked=float(p.masked.fillna(False).astype(bool).mean()), drawn=float(p.mask_drawn.fillna(False).astype(bool).mean()),
+                         held_out=any(t in card.get('mask', {}).get('held_out', []) for t in mask_parts(mask))))
+    return pd.DataFrame(rows)
+
+def mask_matrix(models:dict, # name -> model (None: the bundled one, a bundled name, a model_dir or a card)
                 src, # unmasked FER2013
                 split:str='PrivateTest', masks=MATRIX_MASKS, seed:int=0, # masks drawn as `masked_emotions_mask --seed SEED` does
                 tta:bool|None=None, # None: as each model's card says
-                auto:bool=False, # draw grey on the faces the mask detector finds bare, as `predict(add_mask='auto')` does
-               ) -> pd.DataFrame: # one row per model and mask: accuracy, macro_f1, n
-    "Accuracy and macro-F1 of each model on the faces of `split` under each mask."
-    from masked_emotions.masking import fer_landmarks, mask_parts
-    from masked_emotions.models import load_model, face_probs, OnnxNet
-    items, faces = split_faces(src, split)
-    points, loaded, rows = fer_landmarks(faces), {n: load_model(m) for n, m in models.items()}, []
-    for mask in masks:
-        x = matrix_faces(faces, points, mask, seed, items['index'], auto)
-        for name, (net, card) in loaded.items():
-            probs = face_probs(net, x, card, card.get('tta', False) if tta is None else tta, backend=None if isinstance(net, OnnxNet) else 'torch')  # an ONNX-only model: OpenVINO
-            m = emotion_metrics(pd.DataFrame(dict(true=items.label.values, predicted=np.array(card['classes'])[probs.argmax(1)])))
-            rows.append(dict(model=name, mask=mask + (' (auto)' if auto else ''), accuracy=m['accuracy'], macro_f1=m['macro_f1'], n=m['n'],
-                             held_out=any(t in card.get('mask', {}).get('held_out', []) for t in mask_parts(mask))))
-    return pd.DataFrame(rows)
+               ) -> pd.DataFrame: # one row per model and mask: accuracy, se, macro_f1, n, masked, drawn, held_out
+    "Accuracy and macro-F1 of each model, through `predict`, on the faces of `split` under each mask."
+    return matrix_scores(matrix_predictions(models, src, split, masks, seed, tta), models)
 
 # %% ../nbs/04_analysis.ipynb #5fe61d65
 def matrix_table(matrix:pd.DataFrame, # from `mask_matrix`
@@ -182,12 +205,12 @@ def matrix_table(matrix:pd.DataFrame, # from `mask_matrix`
 
 # %% ../nbs/04_analysis.ipynb #c27bdef4
 def _matrix_cli(models:list, src, out, seed:int, masks:str|None, tta:bool|None=None, split:str='PrivateTest') -> None:
-    "Score `models` ('bundled' for the bundled one) under every mask; print the tables and write matrix.csv into `out`."
+    "Score `models` ('bundled' for the bundled one) through `predict` under every mask; print the tables and write matrix.csv into `out`."
     masks = masks.split(',') if masks else MATRIX_MASKS
     models = {m: None if m == 'bundled' else m for m in models}
-    mx = pd.concat([mask_matrix(models, src, split, masks=masks, seed=seed, tta=tta), mask_matrix(models, src, split, masks=['unmasked'], seed=seed, tta=tta, auto=True)], ignore_index=True)
+    mx = mask_matrix(models, src, split, masks=masks, seed=seed, tta=tta)
     with atomic_path(Path(out)/'matrix.csv') as p: mx.to_csv(p, index=False)
-    print(f'accuracy on {mx.n.iloc[0]} {split} faces of {src} per mask (* = a type the model never saw):')
+    print(f'accuracy through predict on {mx.n.iloc[0]} {split} faces of {src} per mask (* = a type the model never saw):')
     print(matrix_table(mx).to_string()); print('macro-F1:'); print(matrix_table(mx, 'macro_f1').to_string())
 
 @call_parse
@@ -197,7 +220,7 @@ def masked_emotions_analyze(
     matrix:Param('Unmasked FER2013: score each model on its --split faces under every mask type instead', str)=None,
     split:Param('Split of --matrix: PrivateTest (to report) or PublicTest (to choose between models)', str, choices=['PrivateTest', 'PublicTest'])='PrivateTest',
     seed:Param('Seed of the masks of --matrix (as masked_emotions_mask --seed)', int)=0,
-    masks:Param(f"Masks of --matrix, comma-separated (default {','.join(MATRIX_MASKS)}; 'a+b' draws b over a); an 'unmasked (auto)' column is always added", str)=None,
+    masks:Param(f"Masks of --matrix, comma-separated (default {','.join(MATRIX_MASKS)}; 'a+b' draws b over a)", str)=None,
     tta:Param("Test-time augmentation for --matrix, on or off (default: as each model's card says)", str, choices=['on', 'off'])=None,
 ):
     "Report accuracy, macro-F1, per-class metrics and figures for trained models, or their accuracy under every mask type."

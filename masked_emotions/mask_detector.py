@@ -11,12 +11,15 @@ import warnings
 warnings.filterwarnings('ignore', message='`torch.jit.script` is deprecated')  # raised inside fastai's import; not ours to fix
 from fastai.vision.all import Learner, DataLoaders, CrossEntropyLossFlat, accuracy, set_seed
 from .core import *
-from .masking import mask_faces, MASK_TYPES
-from .models import create_model, save_model, load_model, face_probs, mask_detector_card
+from torch import nn
+from .masking import mask_faces, draw_mask, item_seed, face_style, MASK_TYPES
+from .models import create_model, save_model, load_model, face_probs, mask_detector_card, landmark_cnn, LANDMARK_ARCH
 from .data import load_faces, face_landmarks, face_stats
 
 # %% auto #0
-__all__ = ['DETECTOR_CLASSES', 'mask_detector_data', 'train_mask_detector', 'detection_matrix']
+__all__ = ['DETECTOR_CLASSES', 'LANDMARK_STYLES', 'REALMASK_FOLDERS', 'mask_detector_data', 'train_mask_detector',
+           'detection_matrix', 'MaskedLandmarkFaces', 'train_mask_landmarks', 'average_hash', 'near_duplicate_groups',
+           'realmask_items', 'real_face_crops', 'real_detection', 'finetune_mask_detector']
 
 # %% ../nbs/03b_mask_detector.ipynb #615d9244
 DETECTOR_CLASSES = ['bare', 'masked']
@@ -66,3 +69,132 @@ def detection_matrix(src, # unmasked FER2013
         p = face_probs(net, mask_faces(faces, points, None if m == 'unmasked' else m, seed, items['index']), card, tta=False)[:, 1]
         rows.append(dict(mask=m, n=len(p), right=float(((p > 0.5) == (m != 'unmasked')).mean()), held_out=m in card['mask'].get('held_out', [])))
     return pd.DataFrame(rows)
+
+# %% ../nbs/03b_mask_detector.ipynb #d47bf778
+class MaskedLandmarkFaces(torch.utils.data.Dataset):
+    "Face `i` with a mask of one of `styles` ('unmasked' for none) drawn from its landmarks, and those landmarks as the target (scaled to -0.5..0.5)."
+    def __init__(self, faces:np.ndarray, points:np.ndarray, # bare N x 48 x 48 faces and their landmarks
+                 styles:tuple, stats:tuple,
+                 seed:int=0, fixed:bool=False): # fixed: face `i` always gets the same mask (validation), else a new one each time
+        self.faces, self.points, self.styles, self.stats, self.seed, self.fixed = faces, points, tuple(styles), stats, seed, fixed
+        self.rng = np.random.default_rng(seed)
+    def __len__(self): return len(self.faces)
+    def __getitem__(self, i):
+        s = item_seed(self.seed, i) if self.fixed else int(self.rng.integers(2**62))
+        style = face_style(self.styles, s)
+        face = self.faces[i] if style == 'unmasked' else draw_mask(self.faces[i], self.points[i], style, s)
+        x = (torch.from_numpy(face).float()[None] / 255 - self.stats[0][0]) / self.stats[1][0]
+        return x, torch.from_numpy(self.points[i] / face.shape[1] - 0.5).float().flatten()
+
+# %% ../nbs/03b_mask_detector.ipynb #23530cac
+LANDMARK_STYLES = ('unmasked', 'grey', 'surgical', 'cloth')  # what the landmark network learns from; kn95 stays held out, as for the emotion models
+
+def train_mask_landmarks(src, # unmasked FER2013
+                         dest, # the card to write (and its .safetensors beside it)
+                         styles=LANDMARK_STYLES, epochs:int=6, bs:int=128, lr:float=3e-3, seed:int=1) -> Path:
+    "Train `landmark_cnn` on Training faces under masks drawn anew each time, the bare face's landmarks as truth (PublicTest validates); write it as a model card."
+    set_seed(seed)
+    items = fer2013_items(src)
+    faces = load_faces(items); points = face_landmarks(faces, progress=False)
+    split = items.split.values
+    stats = face_stats(faces[split == 'Training'])
+    trn, val = (MaskedLandmarkFaces(faces[split == s], points[split == s], styles, stats, seed, s != 'Training') for s in ('Training', 'PublicTest'))
+    learn = Learner(DataLoaders.from_dsets(trn, val, bs=bs, shuffle=True, num_workers=0), landmark_cnn(), loss_func=nn.SmoothL1Loss(beta=0.02))
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    card = dict(arch=LANDMARK_ARCH, img_size=48, n_in=1, n_out=136, outputs='68 landmarks (x, y) of the 48 px crop, as x / 48 - 0.5', normalize=dict(mean=stats[0], std=stats[1]),
+                face_framing='FER2013 (dlib HOG box, see masking.FER_FACE_BOX)', mask=dict(types=[s for s in styles if s != 'unmasked'], held_out=[t for t in MASK_TYPES if t not in styles]),
+                training_data=dict(source=str(src), images={s: int((split == s).sum()) for s in ('Training', 'PublicTest')}, truth='the bare face\'s landmarks (fer_landmarks)'),
+                metrics=dict(valid_loss=float(learn.validate()[0])), command=f'train_mask_landmarks({str(src)!r}, {str(dest)!r}, styles={tuple(styles)}, epochs={epochs}, seed={seed})')
+    return save_model(learn.model, Path(dest).with_suffix(''), card)
+
+# %% ../nbs/03b_mask_detector.ipynb #3443e751
+REALMASK_FOLDERS = {'with_mask': 'masked', 'without_mask': 'bare'}  # the real-mask photos' folders and what their faces wear
+
+def average_hash(img:np.ndarray) -> np.ndarray:
+    "64 bits: the 8x8 average hash of an image (each cell of its gray thumbnail brighter than their mean or not)."
+    import cv2
+    g = img if img.ndim == 2 else cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    t = cv2.resize(g, (8, 8), interpolation=cv2.INTER_AREA).astype(np.float32)
+    return (t > t.mean()).ravel()
+
+def near_duplicate_groups(hashes:np.ndarray, # N x 64 bools
+                          max_bits:int=2) -> np.ndarray: # N group numbers
+    "Groups of images whose hashes are at most `max_bits` apart, chained (connected components)."
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+    h = hashes.astype(np.float32)
+    dist = h @ (1 - h).T + (1 - h) @ h.T
+    return connected_components(csr_matrix(dist <= max_bits), directed=False)[1]
+
+def realmask_items(folder, # with_mask/ and without_mask/ photos (see `REALMASK_FOLDERS`)
+                   test_share:float=0.3, seed:int=0, max_bits:int=2) -> pd.DataFrame: # file, label ('masked' or 'bare'), group, split ('train' or 'test')
+    "The real-mask photos, split by a seeded shuffle of their near-duplicate groups: no near-duplicate pair straddles the split."
+    folder = Path(folder)
+    rows = [dict(file=f, label=label) for d, label in REALMASK_FOLDERS.items() for f in sorted((folder/d).glob('*.jpg'))]
+    if not rows: raise FileNotFoundError(f"{folder}: no photos in {' or '.join(f'{d}/' for d in REALMASK_FOLDERS)}")
+    df = pd.DataFrame(rows)
+    df['group'] = near_duplicate_groups(np.stack([average_hash(load_image(f, gray=True)) for f in df.file]), max_bits)
+    groups = np.random.default_rng(seed).permutation(df.group.unique())
+    test = set(groups[:round(test_share * len(groups))])
+    return df.assign(split=np.where(df.group.isin(test), 'test', 'train'))
+
+# %% ../nbs/03b_mask_detector.ipynb #ab3be4bc
+def real_face_crops(items:pd.DataFrame, # from `realmask_items` (or any with a file column)
+                   ) -> tuple: # (N x 48 x 48 crops of the faces found, N bools: was a face found in each photo)
+    "The 48 px crop `predict` gives the mask detector for the largest face it finds in each photo."
+    import cv2
+    from masked_emotions.predict import image_faces, crop_face, face_frame
+    crops, found = [], []
+    for f in items.file:
+        img = load_image(f)
+        faces = image_faces(img, landmarks=False)
+        found.append(bool(faces))
+        if faces:
+            big = max(faces, key=lambda x: (x.box[2] - x.box[0]) * (x.box[3] - x.box[1]))
+            crops.append(crop_face(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY), face_frame(big)))
+    return np.array(crops, np.uint8).reshape(-1, 48, 48), np.array(found)
+
+def real_detection(items:pd.DataFrame, # from `realmask_items`
+                   detector=None, # a mask detector's card; None: the bundled one
+                   crops:tuple|None=None, # `real_face_crops(items)`, if made already
+                  ) -> pd.DataFrame: # per label: n, found (share of photos with a face), right (share of those called right)
+    "How often a face is found in each photo and how often the mask detector calls it right, per label, as `predict` meets the photos."
+    crops, found = real_face_crops(items) if crops is None else crops
+    net, card = load_model(mask_detector_card() if detector is None else detector)
+    masked = np.zeros(len(items), bool)
+    masked[found] = face_probs(net, crops, card, tta=False)[:, card['classes'].index('masked')] > 0.5
+    rows = [dict(label=label, n=int(g.sum()), found=float(found[g].mean()), right=float((masked[g & found] == (label == 'masked')).mean()))
+            for label in ('masked', 'bare') if (g := (items.label == label).values).any()]
+    return pd.DataFrame(rows).set_index('label')
+
+# %% ../nbs/03b_mask_detector.ipynb #9b0683dd
+def finetune_mask_detector(src, # unmasked FER2013
+                           real, # the real-mask photos' folder (see `realmask_items`)
+                           dest, # the card to write (and its .safetensors beside it)
+                           start=None, # the detector to start from; None: the bundled one
+                           fer_per_real:int=4, # rendered FER2013 faces per real photo in the training data, half bare, half masked
+                           mask_types=('grey', 'surgical', 'cloth'), epochs:int=3, bs:int=64, lr:float=1e-3, seed:int=1,
+                           train_crops:tuple|None=None, # `real_face_crops` of the real photos' train split, if made already
+                          ) -> Path:
+    "Fine-tune a mask detector on the real photos' train split and on rendered FER2013 faces (so that it keeps what it knew); PublicTest renders validate."
+    set_seed(seed)
+    items = realmask_items(real)
+    train = items[items.split == 'train']
+    crops, found = real_face_crops(train) if train_crops is None else train_crops
+    net, card = load_model(mask_detector_card() if start is None else start)
+    stats = (card['normalize']['mean'], card['normalize']['std'])
+    fer = fer2013_items(src); faces = load_faces(fer); points = face_landmarks(faces, progress=False)
+    def renders(split, n, s):
+        idx = np.random.default_rng(s).choice(np.flatnonzero(fer.split.values == split), n, replace=False)
+        half = n // 2
+        return np.concatenate([faces[idx[:half]], mask_faces(faces[idx[half:]], points[idx[half:]], tuple(mask_types), s, idx[half:])]), np.repeat([0, 1], [half, n - half])
+    rf, rl = renders('Training', fer_per_real * len(crops), seed)
+    vf, vl = renders('PublicTest', 2000, seed + 1)
+    x = np.concatenate([crops, rf]); y = np.concatenate([(train.label.values[found] == 'masked').astype(int), rl])
+    learn = Learner(DataLoaders.from_dsets(_tensors(x, y, stats), _tensors(vf, vl, stats), bs=bs, shuffle=True), net.train(), loss_func=CrossEntropyLossFlat(), metrics=accuracy)
+    with learn.no_bar(), learn.no_logging(): learn.fit_one_cycle(epochs, lr)
+    card = dict(card, training_data=dict(card.get('training_data', {}), real=dict(source=str(real), split='realmask_items(seed=0, test_share=0.3): train', photos=int(len(train)), faces=int(found.sum())),
+                                         rendered_per_real=fer_per_real),
+                metrics=dict(valid_accuracy=float(learn.validate()[1])),
+                command=f'finetune_mask_detector({str(src)!r}, {str(real)!r}, {str(dest)!r}, fer_per_real={fer_per_real}, epochs={epochs}, seed={seed})')
+    return save_model(learn.model, Path(dest).with_suffix(''), card)

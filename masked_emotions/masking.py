@@ -15,12 +15,13 @@ from .core import *
 
 # %% auto #0
 __all__ = ['DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'DETECTORS', 'MTCNN_SURE', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES',
-           'MASK_COLOURS', 'CLOTH_PATTERNS', 'FER_UPSCALE', 'FER_FACE_BOX', 'DISK_ERRNOS', 'MANIFEST_COLUMNS',
-           'dlib_model_path', 'hog_detector', 'cnn_detector', 'shape_predictor', 'Face', 'landmarks', 'detect_faces',
-           'mask_polygon', 'mask_colour', 'MaskLook', 'random_look', 'face_axes', 'mask_top', 'mask_outline',
-           'mask_texture', 'draw_look', 'mask_look', 'mask_parts', 'draw_mask', 'find_faces', 'mask_face', 'fer_face',
-           'mask_fer_face', 'run_chunks', 'fer_landmarks', 'item_seed', 'face_style', 'mask_faces', 'masked_name',
-           'fer_crop', 'output_lock', 'mask_dataset', 'masked_emotions_mask']
+           'MASK_COLOURS', 'CLOTH_PATTERNS', 'FER_UPSCALE', 'FER_FACE_BOX', 'CROP_MAX', 'DISK_ERRNOS',
+           'MANIFEST_COLUMNS', 'dlib_model_path', 'hog_detector', 'cnn_detector', 'shape_predictor', 'Face',
+           'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour', 'MaskLook', 'random_look', 'face_axes',
+           'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look', 'mask_parts', 'draw_mask',
+           'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'run_chunks', 'fer_landmarks', 'item_seed',
+           'face_style', 'mask_faces', 'masked_name', 'fer_frame', 'crop_face', 'face_frame', 'fer_crop', 'output_lock',
+           'mask_dataset', 'masked_emotions_mask']
 
 # %% ../nbs/01_masking.ipynb #c5f3b5bb
 def dlib_model_path(name:str) -> Path:
@@ -94,14 +95,14 @@ def _mask_checked(img, x, boxes, scores) -> np.ndarray:
     "Which of the fine-tuned MTCNN's `boxes` in RGB `img` (`x`: its `faces.mtcnn_input`) to keep: those it `scores` at least `MTCNN_SURE`, those the published O-Net also takes for a face, and those the bundled mask detector sees a mask on."
     import torch
     from masked_emotions.faces import mtcnn_nets, box_crops, square_boxes, hog_box, MTCNN_THRESHOLDS
-    from masked_emotions.predict import masked_probs, crop_face, fer_frame
+    from masked_emotions.models import masked_probs, MASKED
     keep = np.asarray(scores) >= MTCNN_SURE
     if not keep.all():  # the published O-Net only for the rest (on video, most frames have none: 3 ms saved)
         with torch.inference_mode(): published = mtcnn_nets('original')[2](box_crops(x, square_boxes(boxes[~keep]), 48))[-1].numpy()
         keep[~keep] = published > MTCNN_THRESHOLDS['original'][2]
     if not keep.all():  # the mask detector only for the rest
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-        keep[~keep] = masked_probs([crop_face(gray, fer_frame(hog_box(b)), 48) for b in boxes[~keep]]) > 0.5
+        keep[~keep] = masked_probs([crop_face(gray, fer_frame(hog_box(b)), 48) for b in boxes[~keep]]) > MASKED
     return keep
 
 def _mtcnn_boxes(img, min_score, min_face, detector='mtcnn') -> list:
@@ -455,11 +456,37 @@ def masked_name(row) -> str:
     "Relative output path of an item: the image-folder layout, as PNG."
     return f"{'train' if row['split'] == 'Training' else 'test'}/{row['label']}/{row['name']}.png"
 
+# %% ../nbs/01_masking.ipynb #472d9e73
+CROP_MAX = 64  # px; images this small are taken to be face crops
+
+def fer_frame(box) -> tuple:
+    "The square FER2013-style frame (left, top, right, bottom) around a dlib face `box`."
+    l, t, r, b = box
+    fl, ft, fr, fb = FER_FACE_BOX
+    side = (r - l) / (fr - fl)
+    cx, cy = l + ((fl + fr) / 2 - fl) * side, (t + b) / 2 - ((ft + fb) / 2 - 0.5) * side
+    return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+
+def crop_face(gray:np.ndarray, # uint8 HxW
+              frame, # (left, top, right, bottom), may run off the image
+              size:int=48) -> np.ndarray:
+    "The `frame` of `gray` as a size x size face, border pixels repeated where it runs off the image."
+    l, t, r, b = (int(round(v)) for v in frame)
+    h, w = gray.shape
+    pad = max(0, -l, -t, r - w, b - h)
+    src = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
+    face = src[t + pad:b + pad, l + pad:r + pad]
+    return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if face.shape[0] > size else cv2.INTER_LINEAR)
+
+def face_frame(face:Face) -> tuple:
+    "The frame `crop_face` cuts for `face`, in whole pixels: a face crop's own box, else its FER2013 frame."
+    return tuple(int(round(v)) for v in (face.box if face.source == 'crop' else fer_frame(face.box)))
+
+
 # %% ../nbs/01_masking.ipynb #6a9c0c8b
 def fer_crop(img:np.ndarray, # uint8 HxW or HxWx3: a face crop, or a photo
             ) -> np.ndarray: # the face crop as given, or the photo's largest face as a 48x48 FER2013-framed crop
     "A FER2013-style face from `img`: itself if it is a face crop (at most 64 px a side), else its largest face, framed and cropped to 48 px."
-    from masked_emotions.predict import CROP_MAX, fer_frame, crop_face  # predict builds on this module: imported when needed
     if max(img.shape[:2]) <= CROP_MAX: return img
     found = detect_faces(img if img.ndim == 3 else np.dstack([img] * 3), cnn_fallback=False)
     if not found: raise ImageError(f'{img.shape[1]}x{img.shape[0]} photo: no face found')

@@ -5,17 +5,19 @@
 # %% ../nbs/02a_models.ipynb #08afd1d4
 from __future__ import annotations
 import copy, importlib.util, io, json, socket, warnings, weakref
+from functools import lru_cache
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from torch import nn, Tensor
 from .core import *
 
 # %% auto #0
-__all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'BUNDLED_MODELS', 'ENSEMBLE', 'BACKENDS', 'TTA_ZOOMS', 'WARM_FACES',
-           'conv_bn', 'emotion_cnn', 'torchvision_model', 'create_model', 'Ensemble', 'save_model',
-           'default_model_card', 'fast_model_card', 'int8_model_card', 'fast_int8_model_card', 'mask_detector_card',
-           'find_model_card', 'load_model', 'OnnxNet', 'card_network', 'read_card', 'load_weights', 'pick_device',
-           'pick_backend', 'NetRunner', 'net_runner', 'zoom_faces', 'normalised_faces', 'tta_views', 'face_probs']
+__all__ = ['TORCHVISION_ARCHS', 'CNN_WIDTHS', 'ARCHS', 'LANDMARK_ARCH', 'BUNDLED_MODELS', 'ENSEMBLE', 'BACKENDS', 'TTA_ZOOMS',
+           'WARM_FACES', 'MASKED', 'conv_bn', 'emotion_cnn', 'torchvision_model', 'create_model', 'landmark_cnn',
+           'Ensemble', 'save_model', 'default_model_card', 'fast_model_card', 'int8_model_card', 'fast_int8_model_card',
+           'mask_detector_card', 'mask_landmarks_card', 'find_model_card', 'draws_over_masks', 'load_model', 'OnnxNet',
+           'card_network', 'read_card', 'load_weights', 'pick_device', 'pick_backend', 'NetRunner', 'net_runner',
+           'zoom_faces', 'normalised_faces', 'tta_views', 'face_probs', 'get_model', 'masked_probs']
 
 # %% ../nbs/02a_models.ipynb #b7f803d3
 def conv_bn(ni:int, nf:int) -> nn.Sequential:
@@ -76,6 +78,15 @@ def create_model(arch:str='emotion_cnn', # one of `ARCHS`
         return emotion_cnn(n_out, n_in, CNN_WIDTHS[arch])
     return torchvision_model(arch, n_out, n_in, pretrained, weights)
 
+# %% ../nbs/02a_models.ipynb #b320166f
+LANDMARK_ARCH = 'landmark_cnn'  # the `arch` of a landmark network's card
+
+def landmark_cnn(n_out:int=136, n_in:int=1, widths:tuple=(16, 32, 64, 128)) -> nn.Sequential:
+    "A small CNN that regresses `n_out` coordinates from a 48 px face: `emotion_cnn`'s stages, then a head on the flattened 3 x 3 grid."
+    layers, ni = [], n_in
+    for w in widths: layers += [conv_bn(ni, w), conv_bn(w, w), nn.MaxPool2d(2)]; ni = w
+    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(ni * 9, 256), nn.ReLU(inplace=True), nn.Linear(256, n_out))
+
 # %% ../nbs/02a_models.ipynb #304245f7
 class Ensemble(nn.Module):
     "Networks whose class probabilities are averaged, uniformly or with `weights`; the output is the log of that mean."
@@ -122,6 +133,10 @@ def mask_detector_card() -> Path:
     "The model card of the bundled mask detector: is a 48 px face crop masked or bare? (see [mask_detector](03b_mask_detector.ipynb))"
     return ASSETS/'mask_detector.json'
 
+def mask_landmarks_card() -> Path:
+    "The model card of the bundled landmark network: 68 points of a 48 px face crop, trained on masked faces (see [mask detector](03b_mask_detector.ipynb))."
+    return ASSETS/'mask_landmarks.json'
+
 def find_model_card(model=None) -> Path:
     "The card for `model`: None or 'accurate' (bundled default), 'fast' (the fast bundled model), 'int8' (the default quantised), 'fast_int8' (a distilled network quantised, with mirror TTA), a card or safetensors file, or a model_dir (its best.json)."
     if model is None: return default_model_card()
@@ -135,6 +150,12 @@ def find_model_card(model=None) -> Path:
         named = '' if p.suffix or len(p.parts) > 1 else f'; the bundled models are {", ".join(BUNDLED_MODELS)}'  # a bare name: perhaps a misspelt one
         raise FileNotFoundError(f'{p}: no model card {card.name} here{named}')
     return card
+
+# %% ../nbs/02a_models.ipynb #ad6941c4
+def draws_over_masks(card:dict) -> bool:
+    "Whether `predict(add_mask='auto')` draws the grey training mask over a mask a face already wears, for the model of `card`: as the card says (`mask.draw_over_masks`), else whether the model learnt from worn masks with grey drawn over them ('surgical+grey')."
+    mask = card.get('mask', {})
+    return bool(mask.get('draw_over_masks', any('+grey' in t for t in mask.get('types', []))))
 
 # %% ../nbs/02a_models.ipynb #d2d95b1a
 def load_model(model=None, # see `find_model_card`
@@ -159,7 +180,8 @@ ENSEMBLE = 'ensemble'  # the `arch` of an ensemble's card, whose `members` give 
 
 def card_network(card:dict) -> nn.Module:
     "The untrained network `card` describes: its `arch`, or an `Ensemble` of its `members` (each a dict with an `arch`)."
-    n_out, n_in = len(card['classes']), card.get('n_in', 1)
+    n_out, n_in = card['n_out'] if 'n_out' in card else len(card['classes']), card.get('n_in', 1)
+    if card['arch'] == LANDMARK_ARCH: return landmark_cnn(n_out, n_in)
     if card['arch'] == ENSEMBLE:
         return Ensemble([card_network(dict(card, **m)) for m in card['members']], [m.get('weight', 1) for m in card['members']])
     return create_model(card['arch'], n_out, n_in)
@@ -308,3 +330,19 @@ def face_probs(net:nn.Module, # in eval mode
             views = tta_views(b, card, tta)
             out.append(run(torch.cat(views)).softmax(1).view(len(views), len(b), -1).mean(0))  # every view in one batch
     return torch.cat(out).numpy()
+
+# %% ../nbs/02a_models.ipynb #3582f315
+@lru_cache(maxsize=8)
+def _cached_model(card_path:str) -> tuple: return load_model(card_path)
+
+def get_model(model=None) -> tuple:
+    "(network, card) for `model` (see `find_model_card`), loaded once and cached."
+    return _cached_model(str(find_model_card(model).resolve()))
+
+MASKED = 0.5  # the mask detector's probability above which a face counts as masked
+
+def masked_probs(crops:list, backend:str|None=None, device=None) -> np.ndarray:
+    "The bundled mask detector's probability that each 48 px gray face crop wears a mask."
+    net, card = get_model(mask_detector_card())
+    return face_probs(net, crops, card, tta=False, backend=backend, device=device)[:, card['classes'].index('masked')]
+

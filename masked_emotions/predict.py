@@ -10,45 +10,23 @@ from functools import lru_cache
 import cv2, numpy as np, pandas as pd
 from fastcore.script import call_parse, Param, store_true
 from .core import *
-from .masking import Face, find_faces, fer_face, draw_mask, FER_FACE_BOX, DETECTORS
-from .models import load_model, find_model_card, face_probs, mask_detector_card
+from .masking import Face, find_faces, fer_face, draw_mask, fer_frame, crop_face, face_frame, DETECTORS, CROP_MAX
+from .models import get_model, masked_probs, MASKED, face_probs, mask_landmarks_card, draws_over_masks, net_runner, normalised_faces
 
 # %% auto #0
-__all__ = ['CROP_MAX', 'MIN_FACE', 'ADD_MASK', 'get_model', 'fer_frame', 'crop_face', 'image_faces', 'masked_probs', 'predict',
-           'predict_files', 'face_note', 'masked_emotions_predict']
-
-# %% ../nbs/05_predict.ipynb #360957d4
-@lru_cache(maxsize=8)
-def _cached_model(card_path:str) -> tuple: return load_model(card_path)
-
-def get_model(model=None) -> tuple:
-    "(network, card) for `model` (see `find_model_card`), loaded once and cached."
-    return _cached_model(str(find_model_card(model).resolve()))
-
-# %% ../nbs/05_predict.ipynb #73c39c01
-def fer_frame(box) -> tuple:
-    "The square FER2013-style frame (left, top, right, bottom) around a dlib face `box`."
-    l, t, r, b = box
-    fl, ft, fr, fb = FER_FACE_BOX
-    side = (r - l) / (fr - fl)
-    cx, cy = l + ((fl + fr) / 2 - fl) * side, (t + b) / 2 - ((ft + fb) / 2 - 0.5) * side
-    return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-
-# %% ../nbs/05_predict.ipynb #bf29ead8
-def crop_face(gray:np.ndarray, # uint8 HxW
-              frame, # (left, top, right, bottom), may run off the image
-              size:int=48) -> np.ndarray:
-    "The `frame` of `gray` as a size x size face, border pixels repeated where it runs off the image."
-    l, t, r, b = (int(round(v)) for v in frame)
-    h, w = gray.shape
-    pad = max(0, -l, -t, r - w, b - h)
-    src = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
-    face = src[t + pad:b + pad, l + pad:r + pad]
-    return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if face.shape[0] > size else cv2.INTER_LINEAR)
+__all__ = ['MIN_FACE', 'TIGHT_MAX', 'TIGHT_PAD', 'ADD_MASK', 'image_faces', 'masked_landmarks', 'occluder_points',
+           'faces_and_crops', 'face_result', 'predict', 'predict_files', 'face_note', 'masked_emotions_predict']
 
 # %% ../nbs/05_predict.ipynb #13698e11
-CROP_MAX = 64  # px; images this small are taken to be face crops
 MIN_FACE = 16  # px; a crop smaller than this on a side holds no face the model can read
+TIGHT_MAX = 320  # px; in an image no larger than this where no face is found, the face may fill the frame: it is searched again with a border
+TIGHT_PAD = 0.5  # that border on each side, as a share of the image's longer side, mid-grey
+
+def _padded_faces(img:np.ndarray, **kwargs) -> list:
+    "`find_faces` in `img` with a grey border around it, boxes and points moved back into `img`'s pixels: a face cut by the frame is found."
+    pad = int(round(TIGHT_PAD * max(img.shape[:2])))
+    faces = find_faces(cv2.copyMakeBorder(img, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=(128,) * 3), **kwargs)
+    return [Face(tuple(v - pad for v in f.box), f.points - pad, f.source, f.score) for f in faces]
 
 def image_faces(img:np.ndarray, # RGB
                 landmarks:bool=True, # also landmark a face crop (needed only to draw its mask)
@@ -56,37 +34,45 @@ def image_faces(img:np.ndarray, # RGB
                ) -> list: # of `Face`
     "Every face in `img`; an image of at most `CROP_MAX` px is one face crop (detector 'crop')."
     h, w = img.shape[:2]
-    if max(h, w) > CROP_MAX: return find_faces(img, **kwargs)
+    if max(h, w) > CROP_MAX: return find_faces(img, **kwargs) or (_padded_faces(img, **kwargs) if max(h, w) <= TIGHT_MAX else [])
     if min(h, w) < MIN_FACE: raise ImageError(f'{w}x{h} px is too small to hold a face: a face crop needs at least {MIN_FACE} px a side')
     return [Face((0, 0, w, h), fer_face(img).points if landmarks else None, 'crop')]
 
 ADD_MASK = {'auto': 'auto', 'yes': True, 'no': False, True: True, False: False}  # what `add_mask` may be
 
-def masked_probs(crops:list, backend:str|None=None, device=None) -> np.ndarray:
-    "The bundled mask detector's probability that each 48 px gray face crop wears a mask."
-    net, card = get_model(mask_detector_card())
-    return face_probs(net, crops, card, tta=False, backend=backend, device=device)[:, card['classes'].index('masked')]
+def _crops(gray:np.ndarray, faces:list, size:int) -> list: return [crop_face(gray, face_frame(f), size) for f in faces]
 
-def _crops(gray:np.ndarray, faces:list, size:int) -> list:
-    return [crop_face(gray, f.box if f.source == 'crop' else fer_frame(f.box), size) for f in faces]
+def masked_landmarks(crops:list, device=None) -> np.ndarray: # N x 68 x 2, in the crops' pixels
+    "The 68 landmarks of each 48 px gray face crop from the bundled network trained on masked faces (`mask_landmarks_card`)."
+    net, card = get_model(mask_landmarks_card())
+    if not len(crops): return np.zeros((0, 68, 2), np.float32)
+    out = net_runner(net, card, 'torch', device)(normalised_faces(crops, card)).numpy()
+    return (out.reshape(-1, 68, 2) + 0.5) * card['img_size']
 
-def _faces_and_crops(img:np.ndarray, size:int, add_mask='auto', faces:list|None=None, over_masks:bool=False, backend=None, device=None, **kwargs) -> tuple:
+def occluder_points(faces:list, crops:list, masked) -> list:
+    "Where the grey mask goes on each face: its landmarks, or on a face that wears a mask (`masked`), `masked_landmarks` of its crop, in the image's pixels."
+    points, idx = [f.points for f in faces], np.flatnonzero(masked)
+    for i, p in zip(idx, masked_landmarks([crops[i] for i in idx])):
+        l, t, r, b = face_frame(faces[i])
+        points[i] = np.array([l, t]) + p * np.array([r - l, b - t]) / crops[i].shape[1]
+    return points
+
+def faces_and_crops(img:np.ndarray, size:int, add_mask='auto', faces:list|None=None, over_masks:bool=False, backend=None, device=None, **kwargs) -> tuple:
     "`faces` of RGB `img` (found if not given), their FER2013-framed gray crops (masked where `add_mask` says; 'auto' over worn masks too if `over_masks`), whether each wore a mask, and whether one was drawn."
     if add_mask not in ADD_MASK: raise ValueError(f"add_mask={add_mask!r}: expected 'auto', True or False")
     add_mask = ADD_MASK[add_mask]
     faces = image_faces(img, add_mask is not False, **kwargs) if faces is None else faces
     gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
     crops = _crops(gray, faces, 48)
-    masked = masked_probs(crops, backend, device) > 0.5 if faces else np.zeros(0, bool)
+    masked = masked_probs(crops, backend, device) > MASKED if faces else np.zeros(0, bool)
     drawn = (~masked | over_masks) if add_mask == 'auto' else np.full(len(faces), add_mask)
-    for f, d in zip(faces, drawn):
-        if d: gray = draw_mask(gray, f.points)
+    for p, d in zip(occluder_points(faces, crops, masked & drawn), drawn):
+        if d: gray = draw_mask(gray, p)
     return faces, (_crops(gray, faces, size) if drawn.any() or size != 48 else crops), masked, drawn
 
-def _over_masks(card:dict) -> bool: return bool(card.get('mask', {}).get('draw_over_masks', False))
-
 # %% ../nbs/05_predict.ipynb #ef319f2e
-def _result(face:Face, probs:np.ndarray, classes:list, masked:bool, drawn:bool) -> dict:
+def face_result(face:Face, probs:np.ndarray, classes:list, masked:bool, drawn:bool) -> dict:
+    "One face's result as `predict` gives it: box, detector, masked, mask_drawn, emotion, confidence and the probabilities."
     i = int(probs.argmax())
     return dict(box=[round(float(v), 1) for v in face.box], detector=face.source, masked=bool(masked), mask_drawn=bool(drawn), emotion=classes[i],
                 confidence=round(float(probs[i]), 4), probs={c: round(float(p), 4) for c, p in zip(classes, probs)})
@@ -103,31 +89,34 @@ def predict(image, # a path, bytes, PIL image or numpy array (RGB), colour or gr
     "The emotion of every face in `image`; an empty list if none is found."
     net, card = get_model(model)
     img = load_image(image)
-    try: faces, crops, masked, drawn = _faces_and_crops(img, card['img_size'], add_mask, faces, _over_masks(card), backend, device, **kwargs)
+    try: faces, crops, masked, drawn = faces_and_crops(img, card['img_size'], add_mask, faces, draws_over_masks(card), backend, device, **kwargs)
     except ImageError as e: raise ImageError(f'{describe_input(image)}: {e}') from None
     probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta, backend=backend, device=device)
-    return [_result(*a, card['classes'], m, d) for *a, m, d in zip(faces, probs, masked, drawn)]
+    return [face_result(*a, card['classes'], m, d) for *a, m, d in zip(faces, probs, masked, drawn)]
 
 # %% ../nbs/05_predict.ipynb #7ff4703c
-def predict_files(files:list, # image paths
+def predict_files(files:list, # image paths, or images as `predict` takes them (arrays, PIL images, bytes)
                   model=None, add_mask='auto', tta:bool|None=None,
                   bs:int=256, # faces classified at once
                   progress:bool=True,
                   backend:str|None=None, device=None, # see `predict`
                   **kwargs) -> pd.DataFrame: # one row per face (or per file without a usable face)
-    "Predict the emotion of every face in many files; errors and faceless files are rows, not exceptions."
+    "Predict the emotion of every face in many files (or images); errors and faceless files are rows, not exceptions."
     from fastprogress.fastprogress import progress_bar
     net, card = get_model(model)
     rows, crops = [], []
     files = list(files)
-    for fn in progress_bar(files, leave=False) if progress and len(files) > 1 else files:
-        try: faces, cs, masked, drawn = _faces_and_crops(load_image(fn), card['img_size'], add_mask, over_masks=_over_masks(card), backend=backend, device=device, **kwargs)
-        except ImageError as e: rows.append(dict(file=str(fn), face=None, error=str(e))); continue
+    for k, src in enumerate(progress_bar(files, leave=False) if progress and len(files) > 1 else files):
+        fn = src if isinstance(src, (str, Path)) else f'image {k}'  # what the `file` column says: the path, or the image's number
+        try: faces, cs, masked, drawn = faces_and_crops(load_image(src), card['img_size'], add_mask, over_masks=draws_over_masks(card), backend=backend, device=device, **kwargs)
+        except ImageError as e:
+            rows.append(dict(file=str(fn), face=None, error=str(e) if fn is src else f'{fn}: {e}'))
+            continue
         if not faces: rows.append(dict(file=str(fn), face=None, error='no face found'))
         rows += [dict(file=str(fn), face=i, _face=(f, m, d), error='') for i, (f, m, d) in enumerate(zip(faces, masked, drawn))]; crops += cs
     probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta, bs, backend, device)
     it = iter(probs)
-    out = [dict(r, **_result((f := r.pop('_face'))[0], next(it), card['classes'], *f[1:])) if '_face' in r else r for r in rows]
+    out = [dict(r, **face_result((f := r.pop('_face'))[0], next(it), card['classes'], *f[1:])) if '_face' in r else r for r in rows]
     df = pd.DataFrame(out)
     return df.drop(columns=[c for c in ('probs',) if c in df.columns]).join(pd.DataFrame([o.get('probs', {}) for o in out], index=df.index))
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .core import *
 from .masking import Face, detect_faces, landmarks
-from .models import face_probs
-from .predict import get_model, _faces_and_crops, _over_masks, _result
+from .models import face_probs, draws_over_masks
+from .predict import get_model, faces_and_crops, _result
 
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'EXAMPLE_CLIP_FACE', 'VIDEO_COLUMNS', 'CSV_COLUMNS', 'OUTPUT_TAG', 'VideoError', 'video_frames',
@@ -252,11 +252,11 @@ def plot_timeline(rows:pd.DataFrame, # `predict_video`'s rows
 # %% ../nbs/05b_video.ipynb #a6ba8415
 def _frame_rows(rgb, i:int, t:float, ids:list, faces:list, net, card:dict, add_mask, tta, backend, device) -> list:
     "One row per face of frame `i` (see `VIDEO_COLUMNS`)."
-    faces, crops, masked, drawn = _faces_and_crops(rgb, card['img_size'], add_mask, faces, _over_masks(card), backend, device)
+    faces, crops, masked, drawn = faces_and_crops(rgb, card['img_size'], add_mask, faces, draws_over_masks(card), backend, device)
     probs = face_probs(net, crops, card, card.get('tta', False) if tta is None else tta, backend=backend, device=device)
     rows = []
     for fid, f, p, m, d in zip(ids, faces, probs, masked, drawn):  # predict's result for each face, flattened into a row
-        r = _result(f, p, card['classes'], m, d); box, probs_ = r.pop('box'), r.pop('probs')
+        r = face_result(f, p, card['classes'], m, d); box, probs_ = r.pop('box'), r.pop('probs')
         rows.append(dict(frame=i, time=round(t, 4), face_id=fid, **dict(zip(('left', 'top', 'right', 'bottom'), box)), **r, **probs_))
     return rows
 

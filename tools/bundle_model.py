@@ -19,22 +19,21 @@ lower PublicTest accuracy (measured the same way when it was chosen) is refused 
 So are weights over 50 MB, the package's budget for its model.
 
 With --matrix, FER2013 is unmasked and the model is scored by `mask_matrix` (04_analysis) on all of PublicTest and
-PrivateTest under every mask (grey, surgical, cloth, kn95, unmasked, unmasked through the mask detector, as
-`predict` does by default, and each type with grey drawn over it); the card gets `metrics.matrix`, and
-`metrics.PublicTest`/`PrivateTest` from the grey column, and `mask.draw_over_masks` when grey drawn over a worn mask
-scores better on PublicTest (then `predict(add_mask='auto')` draws it over worn masks too). With --fast the model
-becomes the fast bundled model (fast_model.*, `predict(model='fast')`) instead, compared with the fast model bundled
-before if there is one, and the card records its gap to the accurate model on every column (measured again, in the
-fast model's card, whenever a new accurate model is bundled with --matrix). It then must beat the
-bundled model on its worst PublicTest mask column, if that card has a matrix (a card without one cannot be compared:
---force, and say why). The masked columns compared are those `predict` serves: grey, and each type with grey drawn
-over it when the matrix says to draw over masks (else the type alone).
+PrivateTest as users get it: each mask type (and none) drawn on the face image, then `predict` on that image with its
+defaults (landmarks found on the masked image, the mask detector, grey drawn where `predict` draws it). The card gets
+`metrics.matrix` (accuracy, its standard error, macro-F1, the masked and drawn rates per column),
+`metrics.PublicTest`/`PrivateTest` from the grey column, and `mask.draw_over_masks` as `predict` served it (grey over a
+worn mask when the model learnt from masks with grey drawn over them). With --fast the model becomes the fast bundled
+model (fast_model.*, `predict(model='fast')`) instead, compared with the fast model bundled before if there is one,
+and the card records its gap to the accurate model on every column (measured again, in the fast model's card, whenever
+a new accurate model is bundled with --matrix). It then must beat the bundled model on its worst PublicTest column
+(bare faces included), if that card has a matrix (a card without one cannot be compared: --force, and say why).
 """
 import json, re, shutil, sys
 from pathlib import Path
 import pandas as pd
 from masked_emotions.core import ASSETS, atomic_path
-from masked_emotions.models import TTA_ZOOMS, default_model_card, fast_model_card, find_model_card, load_model, read_card
+from masked_emotions.models import TTA_ZOOMS, default_model_card, fast_model_card, find_model_card, load_model, read_card, draws_over_masks
 from masked_emotions.data import emotion_dataloaders
 from masked_emotions.learner import privatetest_predictions
 from masked_emotions.analysis import emotion_metrics
@@ -108,28 +107,19 @@ def portable_command(command: str, data: str) -> str:
 
 
 def matrix_metrics(card_path: Path, data: str) -> dict:
-    "split -> mask -> accuracy, macro-F1 and whether the mask type was held out of training."
-    from masked_emotions.analysis import mask_matrix, served_masks
+    "split -> mask -> accuracy, its standard error, macro-F1, masked and drawn rates, and whether the type was held out of training; through `predict`."
+    from masked_emotions.analysis import mask_matrix
     out = {}
-    for split in ('PublicTest', 'PrivateTest'):  # served_masks: with grey drawn over each worn mask too (does it help?)
-        mx = pd.concat([mask_matrix({'m': card_path}, data, split=split, masks=served_masks()), mask_matrix({'m': card_path}, data, split=split, masks=['unmasked'], auto=True)])
-        out[split] = {r['mask']: dict(accuracy=round(r['accuracy'], 4), macro_f1=round(r['macro_f1'], 4), held_out=bool(r['held_out'])) for r in mx.to_dict('records')}
+    for split in ('PublicTest', 'PrivateTest'):
+        mx = mask_matrix({'m': card_path}, data, split=split)
+        out[split] = {r['mask']: dict({k: round(r[k], 4) for k in ('accuracy', 'se', 'macro_f1', 'masked', 'drawn')}, held_out=bool(r['held_out'])) for r in mx.to_dict('records')}
         print(split, json.dumps(out[split]), flush=True)
     return out
 
 
-def draws_over_masks(matrix: dict) -> bool:
-    "Whether grey drawn over the worn masks scores better on average than the masks left alone (PublicTest decides)."
-    types = [k.removesuffix('+grey') for k in matrix if k.endswith('+grey')]
-    return sum(matrix[f'{t}+grey']['accuracy'] - matrix[t]['accuracy'] for t in types) > 0
-
-
 def worst(matrix: dict) -> float:
-    """The lowest accuracy over the masked columns of a split's matrix as `predict(add_mask='auto')` meets them: grey,
-    and each mask type with grey drawn over it if the matrix says to draw over masks (`draws_over_masks`), else alone."""
-    over = draws_over_masks(matrix)
-    cols = [k for k in matrix if 'unmasked' not in k and '+' not in k]
-    return min(matrix[f'{k}+grey' if over and f'{k}+grey' in matrix else k]['accuracy'] for k in cols)
+    "The lowest accuracy over the columns of a split's matrix: every face a user may have, bare or masked, counts."
+    return min(v['accuracy'] for v in matrix.values())
 
 
 def gap_to_accurate(matrix: dict, accurate: dict) -> dict:
@@ -154,12 +144,12 @@ def bundle_matrix(card_path: Path, data: str, force: bool, fast: bool = False) -
     dest = fast_model_card() if fast else default_model_card()
     old = read_card(dest).get('metrics', {}).get('matrix') if dest.exists() else None
     if old is None and dest.exists() and not force: sys.exit('the bundled model has no evaluation matrix to compare with: --force, and say why')
-    card['metrics']['matrix'] = matrix_metrics(card_path, data)
+    card['metrics']['matrix'] = matrix_metrics(card_path, data)  # through predict, which serves the card as `draws_over_masks` says
+    card['mask']['draw_over_masks'] = draws_over_masks(card)  # said in the card, so that every tool that rebuilds it keeps it
     new = worst(card['metrics']['matrix']['PublicTest'])
     if old is not None and new <= worst(old['PublicTest']) and not force:
         sys.exit(f'{run}: worst PublicTest mask column {new} does not beat the bundled model {worst(old["PublicTest"])}; not bundled')
     for split in ('PublicTest', 'PrivateTest'): card['metrics'][split] = dict(card['metrics']['matrix'][split]['grey'], mask='grey')
-    card['mask']['draw_over_masks'] = draws_over_masks(card['metrics']['matrix']['PublicTest'])  # what predict(add_mask='auto') does
     if fast:  # how far each column is from the accurate model's (points of accuracy)
         card['metrics']['gap_to_accurate'] = gap_to_accurate(card['metrics']['matrix'], read_card(default_model_card())['metrics']['matrix'])
         card['command'] = portable_command(card['command'], data)

@@ -11,16 +11,16 @@ out, as in training), each in the views the model is run on. `reduce_range` beca
 uint8 by int8 in 16-bit sums that saturate: without it this model lost 6 points on such a CPU.
 Writes masked_emotions/assets/int8_model.onnx and int8_model.json (the accurate model's card, the ONNX file's name
 and how it was made; with --fast, fast_int8_model.*: the float32 model's card with `tta` on and `FAST_TTA_ZOOMS`, its
-views the face and its mirror image), or DIR/NAME.onnx and .json with --dest. With --matrix, also the evaluation matrix of the int8 model on all PrivateTest faces (each mask type alone and with grey drawn over it, as
-`masked_emotions_analyze --matrix` measures it, with `predict`'s `auto` column) into its card, printed beside
-the accurate model's. With --of, the float32 model at CARD (a trained model's card) is quantised instead of the
+views the face and its mirror image), or DIR/NAME.onnx and .json with --dest. The card keeps its source's mask fields, `mask.draw_over_masks` said explicitly. With --matrix, also the
+evaluation matrix of the int8 model on all PrivateTest faces (bare and under each mask type, through `predict`, as
+`masked_emotions_analyze --matrix` measures it) into its card, printed beside the accurate model's. With --of, the float32 model at CARD (a trained model's card) is quantised instead of the
 bundled one, in the same views (--fast: the face and its mirror image).
 """
 import sys, json, hashlib, tempfile, datetime
 from pathlib import Path
 import numpy as np, pandas as pd, torch
 from masked_emotions.core import atomic_path
-from masked_emotions.models import default_model_card, fast_model_card, int8_model_card, fast_int8_model_card, load_model, read_card, _onnx_bytes, normalised_faces, tta_views
+from masked_emotions.models import default_model_card, fast_model_card, int8_model_card, fast_int8_model_card, load_model, read_card, draws_over_masks, _onnx_bytes, normalised_faces, tta_views
 from masked_emotions.analysis import split_faces, matrix_faces, mask_matrix, matrix_table
 from masked_emotions.masking import fer_landmarks
 
@@ -46,6 +46,7 @@ def quantize(src, dest=None, fast:bool=False, of=None) -> Path:
     source = Path(of) if of is not None else fast_model_card() if fast else default_model_card()
     net, card = load_model(source)
     if fast: card = dict(card, tta=True, tta_zooms=FAST_TTA_ZOOMS)
+    card = dict(card, mask=dict(card.get('mask', {}), draw_over_masks=draws_over_masks(card)))  # served as its source was (a run's card may leave it unsaid)
     batches = [views(b, card) for b in np.array_split(calibration_faces(src), 8)]
     class Reader(CalibrationDataReader):
         def __init__(self): self.it = iter(batches)
@@ -73,10 +74,9 @@ def card_metrics(private:dict) -> dict:
 def matrix(src, card_path, fast:bool=False) -> pd.DataFrame:
     "The PrivateTest matrix of the int8 model at `card_path`, written into its card; printed beside the accurate (and, `fast`, the fast) model's card."
     models = {'fast_int8' if fast else 'int8': card_path}
-    from masked_emotions.analysis import served_masks  # with grey drawn over each worn mask, as predict does when the card says so
-    mx = pd.concat([mask_matrix(models, src, masks=served_masks()), mask_matrix(models, src, masks=['unmasked'], auto=True)], ignore_index=True)
+    mx = mask_matrix(models, src)  # through predict, as users get it
     card = read_card(card_path)
-    card['metrics'] = card_metrics({r.mask: dict(accuracy=round(r.accuracy, 4), macro_f1=round(r.macro_f1, 4), held_out=bool(r.held_out)) for r in mx.itertuples()})
+    card['metrics'] = card_metrics({r['mask']: dict({k: round(r[k], 4) for k in ('accuracy', 'se', 'macro_f1', 'masked', 'drawn')}, held_out=bool(r['held_out'])) for r in mx.to_dict('records')})
     with atomic_path(card_path) as p: p.write_text(json.dumps(card, indent=2))
     rows = []
     for name, c in (('accurate', default_model_card()), *((('fast', fast_model_card()),) if fast else ())):
