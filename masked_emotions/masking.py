@@ -14,13 +14,13 @@ from fastcore.script import call_parse, Param
 from .core import *
 
 # %% auto #0
-__all__ = ['DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'DETECTORS', 'MTCNN_SURE', 'MASK_POINTS', 'MASK_STYLES', 'MASK_TYPES',
-           'MASK_COLOURS', 'CLOTH_PATTERNS', 'FER_UPSCALE', 'FER_FACE_BOX', 'CROP_MAX', 'DISK_ERRNOS',
+__all__ = ['CROP_MAX', 'FER_FACE_BOX', 'DETECT_MAX', 'HOG_WINDOW', 'CNN_MAX', 'DETECTORS', 'MTCNN_SURE', 'MASK_POINTS',
+           'MASK_STYLES', 'MASK_TYPES', 'MASK_COLOURS', 'CLOTH_PATTERNS', 'FER_UPSCALE', 'DISK_ERRNOS',
            'MANIFEST_COLUMNS', 'dlib_model_path', 'hog_detector', 'cnn_detector', 'shape_predictor', 'Face',
-           'landmarks', 'detect_faces', 'mask_polygon', 'mask_colour', 'MaskLook', 'random_look', 'face_axes',
-           'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look', 'mask_parts', 'draw_mask',
-           'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'run_chunks', 'fer_landmarks', 'item_seed',
-           'face_style', 'mask_faces', 'masked_name', 'fer_frame', 'crop_face', 'face_frame', 'fer_crop', 'output_lock',
+           'landmarks', 'fer_frame', 'crop_face', 'face_frame', 'detect_faces', 'mask_polygon', 'mask_colour',
+           'MaskLook', 'random_look', 'face_axes', 'mask_top', 'mask_outline', 'mask_texture', 'draw_look', 'mask_look',
+           'mask_parts', 'draw_mask', 'find_faces', 'mask_face', 'fer_face', 'mask_fer_face', 'run_chunks',
+           'fer_landmarks', 'item_seed', 'face_style', 'mask_faces', 'masked_name', 'fer_crop', 'output_lock',
            'mask_dataset', 'masked_emotions_mask']
 
 # %% ../nbs/01_masking.ipynb #c5f3b5bb
@@ -71,6 +71,34 @@ def landmarks(img:np.ndarray, # uint8 HxW or HxWx3
     "The 68 dlib landmarks of the face in `box`."
     shape = shape_predictor()(np.ascontiguousarray(img), _rect(box))
     return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float32)
+
+# %% ../nbs/01_masking.ipynb #472d9e73
+CROP_MAX = 64  # px; images this small are taken to be face crops
+FER_FACE_BOX = (0.055, 0.145, 0.927, 0.927)  # median HOG face box in a FER2013 frame, as fractions of its size
+
+def fer_frame(box) -> tuple:
+    "The square FER2013-style frame (left, top, right, bottom) around a dlib face `box`."
+    l, t, r, b = box
+    fl, ft, fr, fb = FER_FACE_BOX
+    side = (r - l) / (fr - fl)
+    cx, cy = l + ((fl + fr) / 2 - fl) * side, (t + b) / 2 - ((ft + fb) / 2 - 0.5) * side
+    return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+
+def crop_face(gray:np.ndarray, # uint8 HxW
+              frame, # (left, top, right, bottom), may run off the image
+              size:int=48) -> np.ndarray:
+    "The `frame` of `gray` as a size x size face, border pixels repeated where it runs off the image."
+    l, t, r, b = (int(round(v)) for v in frame)
+    h, w = gray.shape
+    pad = max(0, -l, -t, r - w, b - h)
+    src = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
+    face = src[t + pad:b + pad, l + pad:r + pad]
+    return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if face.shape[0] > size else cv2.INTER_LINEAR)
+
+def face_frame(face:Face) -> tuple:
+    "The frame `crop_face` cuts for `face`, in whole pixels: a face crop's own box, else its FER2013 frame."
+    return tuple(int(round(v)) for v in (face.box if face.source == 'crop' else fer_frame(face.box)))
+
 
 # %% ../nbs/01_masking.ipynb #27ca900b
 DETECT_MAX = 1600  # px; larger photos are scaled down to this for detection (landmarks use full resolution)
@@ -376,7 +404,6 @@ def mask_face(img, # a photo: path, bytes, PIL image or array
 
 # %% ../nbs/01_masking.ipynb #010d2356
 FER_UPSCALE = 110  # px; FER2013 faces are landmarked at this size
-FER_FACE_BOX = (0.055, 0.145, 0.927, 0.927)  # median HOG face box in a FER2013 frame, as fractions of its size
 
 def fer_face(face:np.ndarray, # a FER2013-style face crop, uint8 HxW (48x48) or HxWx3
             ) -> Face: # box and points in `face`'s own pixel coordinates
@@ -455,33 +482,6 @@ def mask_faces(faces:np.ndarray, # N x S x S uint8
 def masked_name(row) -> str:
     "Relative output path of an item: the image-folder layout, as PNG."
     return f"{'train' if row['split'] == 'Training' else 'test'}/{row['label']}/{row['name']}.png"
-
-# %% ../nbs/01_masking.ipynb #472d9e73
-CROP_MAX = 64  # px; images this small are taken to be face crops
-
-def fer_frame(box) -> tuple:
-    "The square FER2013-style frame (left, top, right, bottom) around a dlib face `box`."
-    l, t, r, b = box
-    fl, ft, fr, fb = FER_FACE_BOX
-    side = (r - l) / (fr - fl)
-    cx, cy = l + ((fl + fr) / 2 - fl) * side, (t + b) / 2 - ((ft + fb) / 2 - 0.5) * side
-    return (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
-
-def crop_face(gray:np.ndarray, # uint8 HxW
-              frame, # (left, top, right, bottom), may run off the image
-              size:int=48) -> np.ndarray:
-    "The `frame` of `gray` as a size x size face, border pixels repeated where it runs off the image."
-    l, t, r, b = (int(round(v)) for v in frame)
-    h, w = gray.shape
-    pad = max(0, -l, -t, r - w, b - h)
-    src = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else gray
-    face = src[t + pad:b + pad, l + pad:r + pad]
-    return cv2.resize(face, (size, size), interpolation=cv2.INTER_AREA if face.shape[0] > size else cv2.INTER_LINEAR)
-
-def face_frame(face:Face) -> tuple:
-    "The frame `crop_face` cuts for `face`, in whole pixels: a face crop's own box, else its FER2013 frame."
-    return tuple(int(round(v)) for v in (face.box if face.source == 'crop' else fer_frame(face.box)))
-
 
 # %% ../nbs/01_masking.ipynb #6a9c0c8b
 def fer_crop(img:np.ndarray, # uint8 HxW or HxWx3: a face crop, or a photo

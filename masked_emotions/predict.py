@@ -4,18 +4,15 @@
 
 # %% ../nbs/05_predict.ipynb #21f4553a
 from __future__ import annotations
-import json as jsonlib, sys
 from pathlib import Path
-from functools import lru_cache
 import cv2, numpy as np, pandas as pd
-from fastcore.script import call_parse, Param, store_true
 from .core import *
-from .masking import Face, find_faces, fer_face, draw_mask, fer_frame, crop_face, face_frame, DETECTORS, CROP_MAX
+from .masking import Face, find_faces, fer_face, draw_mask, fer_frame, crop_face, face_frame, CROP_MAX  # fer_frame and crop_face for users, as before
 from .models import get_model, masked_probs, MASKED, face_probs, mask_landmarks_card, draws_over_masks, net_runner, normalised_faces
 
 # %% auto #0
 __all__ = ['MIN_FACE', 'TIGHT_MAX', 'TIGHT_PAD', 'ADD_MASK', 'image_faces', 'masked_landmarks', 'occluder_points',
-           'faces_and_crops', 'face_result', 'predict', 'predict_files', 'face_note', 'masked_emotions_predict']
+           'faces_and_crops', 'face_result', 'predict', 'predict_files', 'face_note']
 
 # %% ../nbs/05_predict.ipynb #13698e11
 MIN_FACE = 16  # px; a crop smaller than this on a side holds no face the model can read
@@ -125,69 +122,3 @@ def face_note(masked:bool, drawn:bool) -> str:
     "What the mask detector saw on a face and whether a mask was drawn, in words."
     return ('masked' if masked else 'bare') + (', mask drawn' if drawn else '')
 
-def _describe_faces(fn, rows:pd.DataFrame) -> list:
-    "Human-readable lines for one file's rows of `predict_files`."
-    return [f'{fn}: {r.error}' if r.error else f'{fn}: face {int(r.face) + 1} at {tuple(int(v) for v in r.box)} ({r.detector}, {face_note(r.masked, r.mask_drawn)}): {r.emotion} ({r.confidence:.0%})'
-            for r in rows.itertuples()]
-
-def _json_records(df:pd.DataFrame) -> list:
-    "One record per file: its faces (box, detector, emotion, confidence, probs) and any error."
-    recs = []
-    for fn in dict.fromkeys(df.file):
-        rows = df[df.file == fn]
-        faces = [dict(box=r['box'], detector=r['detector'], masked=r['masked'], mask_drawn=r['mask_drawn'], emotion=r['emotion'], confidence=r['confidence'], probs={e: r[e] for e in EMOTIONS})
-                 for r in rows.to_dict('records') if not r['error']]
-        recs.append(dict(file=fn, faces=faces, error=rows.error.iloc[0] if not faces else ''))
-    return recs
-
-def _video_lines(path, rows:pd.DataFrame, outs:dict) -> list:
-    "A summary of `predict_video`'s rows for the video at `path`: each face's frames and commonest emotion, and the files written."
-    lines = [f'{path}: {rows.frame.nunique() if len(rows) else 0} frames with faces, {rows.face_id.nunique()} face(s)']
-    for fid, r in rows.groupby('face_id'):
-        top = r.emotion.value_counts()
-        lines.append(f'  face {fid}: {len(r)} frames, mostly {top.index[0]} ({top.iloc[0] / len(r):.0%} of them)')
-    return lines + ['  wrote ' + ', '.join(str(p) for p in outs.values() if p.exists())]
-
-def _predict_videos(videos:list, model, every:int, out_dir, json:bool, **kwargs) -> bool:
-    "Run `predict_video` on each of `videos`, printing a summary (to stderr with --json); whether all went well."
-    from masked_emotions.video import predict_video, video_outputs
-    ok, out = True, sys.stderr if json else sys.stdout
-    for v in videos:
-        try: print('\n'.join(_video_lines(v, predict_video(v, model, every, out_dir, **kwargs), video_outputs(v, out_dir))), file=out)
-        except ValueError as e: print(e, file=out); ok = False
-    return ok
-
-@call_parse
-def masked_emotions_predict(
-    inputs:Param('Images, videos, or folders of them (default: the bundled example photo, with the mask drawn)', str, nargs='*'),
-    model:Param('Model: fast, accurate, int8 or fast_int8 (bundled; default accurate; int8 is accurate quantised, fast_int8 a distilled network quantised, CPU only), a model_dir from masked_emotions_train, or a model card', str)=None,
-    add_mask:Param("Draw the training mask on each face first: auto (on faces the mask detector finds bare), yes (on all; --add_mask alone), no", str, nargs='?', const='yes', choices=['auto', 'yes', 'no'])='auto',
-    json:Param('Print the results as JSON', store_true)=False,
-    no_tta:Param('No test-time augmentation (mirrored and zoomed views)', store_true)=False,
-    csv:Param('Write every face to this CSV (default with a folder: FOLDER.emotions.csv beside it); a rerun skips the files already in it', str)=None,
-    every:Param('Videos: detect faces every N frames and follow them in between', int)=1,
-    out_dir:Param("Videos: folder for each video's CSV, annotated MP4 and timeline PNG (default: beside the video)", str)=None,
-    backend:Param('Inference backend (default: the fastest installed; all give the same results)', str, choices=['torch', 'onnxruntime', 'openvino'])=None,
-    device:Param('cpu, cuda, cuda:N or mps (default: a GPU if there is one)', str)=None,
-    detector:Param('Face detector: mtcnn (fine-tuned for masks: finds the most faces, masked ones above all, and fast), mtcnn_original (as published) or hog (dlib, as the original project)', str, choices=list(DETECTORS))='mtcnn',
-):
-    "Predict the emotion of every face in each image and video, or in every image and video in a folder."
-    from masked_emotions.video import VIDEO_SUFFIXES, predict_to_csv
-    inputs = inputs or [str(example_photo())]  # an unmasked portrait: 'auto' masks it as the training faces were
-    opts = dict(add_mask=ADD_MASK[add_mask], tta=False if no_tta else None, backend=backend, device=device, detector=detector)
-    folders = [Path(p).resolve() for p in inputs if Path(p).is_dir()]
-    if csv is None and folders: csv = folders[0].parent/f'{folders[0].name}.emotions.csv'
-    try:
-        if csv is not None:
-            stats = predict_to_csv(inputs, csv, model, every, out_dir, **opts)
-            print(f"{csv}: {stats['files']} files ({stats['done_before']} done before), {stats['faces']} face rows written, {stats['errors']} errors")
-            sys.exit(1 if stats['errors'] else 0)
-        videos = [p for p in inputs if Path(p).suffix.lower() in VIDEO_SUFFIXES]
-        images = [p for p in inputs if p not in videos]
-        ok = _predict_videos(videos, model, every, out_dir, json, **opts)
-        df = predict_files(images, model, progress=len(images) > 20, **opts) if images else None
-    except (ValueError, FileNotFoundError) as e: sys.exit(f'masked_emotions_predict: {e}')
-    if df is not None and json: print(jsonlib.dumps(_json_records(df), indent=1))
-    elif df is not None: print('\n'.join(l for fn in dict.fromkeys(df.file) for l in _describe_faces(fn, df[df.file == fn])))
-    bad = df is not None and (df.error.str.len().gt(0) & (df.error != 'no face found')).any()
-    if bad or not ok: sys.exit(1)

@@ -10,7 +10,7 @@ import numpy as np, pandas as pd
 from .core import *
 from .masking import Face, detect_faces, landmarks
 from .models import face_probs, draws_over_masks
-from .predict import get_model, faces_and_crops, _result
+from .predict import get_model, faces_and_crops, face_result
 
 # %% auto #0
 __all__ = ['VIDEO_SUFFIXES', 'EXAMPLE_CLIP_FACE', 'VIDEO_COLUMNS', 'CSV_COLUMNS', 'OUTPUT_TAG', 'VideoError', 'video_frames',

@@ -77,3 +77,30 @@ def test_predict_in_a_fresh_process():
 def test_console_script_help(script):
     r = run(script, '--help')
     assert r.returncode == 0 and 'usage:' in r.stdout and 'Traceback' not in r.stderr, r.stderr
+
+
+# The serving layers, lowest first: a module may import (at the top or inside a function) only from those before it.
+SERVING = ['core', 'models', 'faces', 'masking', 'predict']
+
+
+def package_imports(module: str) -> set:
+    "The package's modules that `module` imports anywhere in its source, lazily inside functions included."
+    tree = ast.parse((ROOT / 'masked_emotions' / f'{module}.py').read_text())
+    out = set()
+    for n in ast.walk(tree):
+        if isinstance(n, ast.ImportFrom) and n.module:
+            name = n.module.removeprefix('masked_emotions.').lstrip('.') if n.level or n.module.startswith('masked_emotions') else None
+            if name: out.add(name.split('.')[0])
+        if isinstance(n, ast.Import): out |= {a.name.split('.')[1] for a in n.names if a.name.startswith('masked_emotions.')}
+    return out - {module}
+
+
+@pytest.mark.parametrize('module', SERVING)
+def test_serving_layers_import_only_downwards(module):
+    "No cycle in what a user who predicts imports: masking never reaches back into predict, models never into faces."
+    above = set(SERVING[SERVING.index(module) + 1:]) | {'video', 'demo', 'analysis', 'data', 'learner', 'ensembles', 'mask_detector'}
+    assert package_imports(module) & above == set(), package_imports(module)
+
+
+def test_the_layer_check_sees_a_lazy_import():
+    assert 'faces' in package_imports('masking')  # masking imports MTCNN's networks inside a function

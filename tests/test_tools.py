@@ -93,7 +93,7 @@ def load_tool(name):
 
 
 def test_selection_cv_scores_on_the_held_out_half():
-    cv = load_tool('selection_cv')
+    cv = load_tool('research/selection_cv')
     rng = np.random.default_rng(0)
     y = rng.integers(0, 7, 200)
     right = np.eye(7)[y] * 0.9 + 0.1 / 7  # always right
@@ -107,7 +107,7 @@ def test_selection_cv_scores_on_the_held_out_half():
 
 
 def test_tta_views_move_the_face():
-    tv = load_tool('tta_views')
+    tv = load_tool('research/tta_views')
     x = torch.zeros(1, 1, 48, 48); x[..., 20, 20] = 1
     assert torch.equal(tv.VIEWS['face'](x), x)
     assert tv.VIEWS['right2'](x)[0, 0, 20, 18] == 1 and tv.VIEWS['down2'](x)[0, 0, 18, 20] == 1  # the window moves right (down) 2 px: the face moves left (up)
@@ -202,7 +202,7 @@ def test_detector_photos_are_the_recall_tools(fer_folder):
 
 
 def test_grey_cover_hides_the_whole_mask_or_only_the_polygon(fer_folder):
-    grey_cover = load_tool('grey_cover')
+    grey_cover = load_tool('research/grey_cover')
     from masked_emotions.analysis import split_faces
     from masked_emotions.masking import fer_landmarks, draw_mask, random_look, mask_outline
     _, faces = split_faces(fer_folder, 'PrivateTest')
@@ -215,7 +215,7 @@ def test_grey_cover_hides_the_whole_mask_or_only_the_polygon(fer_folder):
     assert inside.sum() > 50 and (whole[inside] == 167).all()  # every pixel of the mask grey
     assert (polygon == draw_mask(worn, pts, 'grey')).all() and (polygon[inside] != 167).any()  # the polygon leaves some of the cloth
     with pytest.raises(ValueError, match="unknown cover 'all'"): grey_cover.cover(worn, pts, 'all', look)
-    r = tool('grey_cover', fer_folder, 'PrivateTest', 'kn95')
+    r = tool('research/grey_cover', fer_folder, 'PrivateTest', 'kn95')
     assert r.returncode == 0, r.stderr
     rows = [l for l in r.stdout.splitlines() if l.startswith('kn95, grey over it')]
     assert [l.split('(')[1].split(')')[0] for l in rows] == list(grey_cover.COVERS)
@@ -237,9 +237,9 @@ def test_ensemble_candidates_score_what_average_makes(two_models, fer_folder, tm
     "The tool's cached probabilities are each network's, and its score of a weighted ensemble is that of the ensemble masked_emotions_average makes."
     import re
     from masked_emotions.models import load_model, face_probs
-    r = tool('ensemble_candidates', fer_folder, 'cache', 'runa', 'runb', '--ensembles', 'runa_best,runb_best:3', '--splits', 'PublicTest', cwd=tmp_path)
+    r = tool('research/ensemble_candidates', fer_folder, 'cache', 'runa', 'runb', '--ensembles', 'runa_best,runb_best:3', '--splits', 'PublicTest', cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    ec = load_tool('ensemble_candidates')
+    ec = load_tool('research/ensemble_candidates')
     columns = ec.split_columns(fer_folder, ['PublicTest']); y, xs = columns['PublicTest']
     assert list(xs) == ['grey', 'surgical+grey', 'cloth+grey', 'kn95+grey']
     for name in ('runa', 'runb'):
@@ -258,11 +258,11 @@ def test_ensemble_candidates_score_what_average_makes(two_models, fer_folder, tm
     p = lambda happy: np.tile(np.eye(7)[3] * happy + np.eye(7)[4] * (1 - happy), (2, 1))  # two faces, happy or sad
     probs, columns = {'a': {'PublicTest/grey': p(0.6)}, 'b': {'PublicTest/grey': p(0.3)}}, {'PublicTest': (np.array(['happy', 'happy']), {'grey': None})}
     assert [ec.ensemble_accuracy(spec, probs, columns, card['classes'])['PublicTest']['grey'] for spec in ('a,b', 'a:3,b')] == [0, 100]  # the weights count
-    bad = tool('ensemble_candidates', fer_folder, 'cache', 'runa', '--ensembles', 'runa_best,runc_best', '--splits', 'PublicTest', cwd=tmp_path)
+    bad = tool('research/ensemble_candidates', fer_folder, 'cache', 'runa', '--ensembles', 'runa_best,runc_best', '--splits', 'PublicTest', cwd=tmp_path)
     assert bad.returncode == 1 and 'runc_best not among the networks given (runa_best)' in bad.stderr and 'Traceback' not in bad.stderr, bad.stderr
     # the cache is not reused for other weights, nor when it lacks a split asked for
     shutil.copy(tmp_path / 'runa' / 'best.safetensors', tmp_path / 'runb' / 'best.safetensors')
-    again = tool('ensemble_candidates', fer_folder, 'cache', 'runa', 'runb', '--splits', 'PublicTest,PrivateTest', cwd=tmp_path)
+    again = tool('research/ensemble_candidates', fer_folder, 'cache', 'runa', 'runb', '--splits', 'PublicTest,PrivateTest', cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     a, b = (np.load(tmp_path / 'cache' / f'{n}_best.npz') for n in ('runa', 'runb'))
     for k in ('PublicTest/grey', 'PrivateTest/cloth+grey'): assert np.allclose(a[k], b[k], atol=1e-6), k

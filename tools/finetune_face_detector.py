@@ -22,7 +22,7 @@ the face/non-face accuracy and the share of background crops taken for faces; wr
 state dicts) after each round.
 
 --evaluate: the share of N PrivateTest faces (default 100; each upscaled 5 times into a 480 px photo, as
-tools/detector_recall.py makes them) found bare and under each mask, the extra boxes on those photos, and the false
+tools/research/detector_recall.py makes them) found bare and under each mask, the extra boxes on those photos, and the false
 faces on the held-out photos with no face, for the wheel's networks and for OUT.pt's (at the wheel's thresholds and at
 the package's, `faces.MTCNN_THRESHOLDS`); then the false faces of the package's `detect_faces` as shipped.
 
@@ -188,9 +188,9 @@ def main(src, out, n=8000, epochs=2):
         torch.save({'rnet': nets[1].state_dict(), 'onet': nets[2].state_dict()}, out)
 
 def recall_photos(src, n) -> list:
-    "(mask, photo) for N PrivateTest faces (seeded) as tools/detector_recall.py makes them: bare, under grey and under each mask type."
+    "(mask, photo) for N PrivateTest faces (seeded) as tools/research/detector_recall.py makes them: bare, under grey and under each mask type."
     from masked_emotions.masking import MASK_TYPES, item_seed
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__))); from detector_recall import photo_of  # the same photos
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "research")); from detector_recall import photo_of  # the same photos
     _, faces = split_faces(src); pick = np.random.default_rng(0).choice(len(faces), n, replace=False)
     photos = []
     for i in pick:

@@ -1,7 +1,7 @@
 """Score candidate ensembles of trained networks on the columns `predict` serves, cheaply: each network's probabilities
 are computed once and cached, and any weighted ensemble of them is then arithmetic.
 
-    python tools/ensemble_candidates.py FER2013 CACHE_DIR CARD... [--ensembles 'A,B,C:2' ...] [--splits PublicTest,PrivateTest]
+    python tools/research/ensemble_candidates.py FER2013 CACHE_DIR CARD... [--ensembles 'A,B,C:2' ...] [--splits PublicTest,PrivateTest]
 
 Each CARD (a model_dir, card or safetensors file, see `find_model_card`) is run on every face of each split under
 each mask `predict` serves a model whose card says `draw_over_masks` (grey, and each realistic type with grey drawn

@@ -1,6 +1,6 @@
 """How often each face detector finds a face in a mask, against the same photo bare, and what the emotion model then gets right (issue 24, item 5).
 
-    python tools/detector_recall.py FER2013 [N] [MODEL] [DETECTORS]
+    python tools/research/detector_recall.py FER2013 [N] [MODEL] [DETECTORS]
 
 N random faces of FER2013's PrivateTest (seeded; default 200), each upscaled 5 times into a 480 px photo, bare, with
 the grey polygon and with each mask type (seeded looks). For each detector (MTCNN, dlib HOG; each with and without

@@ -1,6 +1,6 @@
 """Measure which test-time augmentation views help a model, on the validation split.
 
-    python tools/tta_views.py MODEL FER2013 [SPLIT]
+    python tools/research/tta_views.py MODEL FER2013 [SPLIT]
 
 MODEL: a model_dir, card or safetensors file (default: the bundled model). FER2013: as for masked_emotions_train
 (masked once, cached). SPLIT: PublicTest (default; choose views on validation data, never on PrivateTest).

@@ -1,6 +1,6 @@
 """How much of a worn mask's cost is its look, and how much the face it hides (issue 24: why cloth+grey falls short)?
 
-    python tools/grey_cover.py FER2013 [SPLIT] [TYPES]
+    python tools/research/grey_cover.py FER2013 [SPLIT] [TYPES]
 
 The faces of SPLIT (default PublicTest) in each mask type of TYPES (default surgical,cloth,kn95, drawn with the
 evaluation matrix's seeds), then grey drawn over the mask three ways: the training polygon, as `predict` draws it

@@ -1,9 +1,9 @@
 """Faces the default detector misses, on faces that chose nothing, and what a second pass would find (issue 24, item 5).
 
-    python tools/detector_passes.py FER2013 [N] [SPLIT]
+    python tools/research/detector_passes.py FER2013 [N] [SPLIT]
 
 N faces of SPLIT (default 300 of PublicTest: the detector's thresholds, its O-Net check and its mirror pass were chosen
-on PrivateTest faces) made into photos as tools/detector_recall.py makes them, but at four sizes in turn (faces of
+on PrivateTest faces) made into photos as tools/research/detector_recall.py makes them, but at four sizes in turn (faces of
 144 to 288 px), bare, with the grey polygon and with each mask type. Prints how many `detect_faces` (no CNN fallback)
 misses of each, then what second passes find among those misses: the photo scaled by 1.5, by 0.709 ** 0.5 (a pyramid
 half a step off) and by 0.709 ** -0.5, with and without their own mirror pass, and dlib's CNN detector; then the
@@ -16,7 +16,7 @@ import numpy as np, cv2
 
 
 def main(fer2013, n, split):
-    sys.path.insert(0, str(Path(__file__).parent))
+    sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parent.parent)]  # detector_recall beside it, finetune_face_detector in tools/
     from finetune_face_detector import background_files, load_photo, short
     from detector_recall import photo_of
     from masked_emotions.masking import detect_faces, draw_mask, item_seed, MASK_TYPES

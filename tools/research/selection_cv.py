@@ -1,6 +1,6 @@
 """Cross-validate ensemble selection on the validation split: does a longer selection generalise, or only fit PublicTest?
 
-    python tools/selection_cv.py FER2013 MODEL MODEL... [--splits N]
+    python tools/research/selection_cv.py FER2013 MODEL MODEL... [--splits N]
 
 FER2013: as for masked_emotions_train (masked once, cached). MODEL: the candidates, as for masked_emotions_average.
 Ensemble selection (`masked_emotions_average --greedy --ensemble`) fits its weights on PublicTest, so the PublicTest
