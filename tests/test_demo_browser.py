@@ -121,6 +121,7 @@ def test_demo_in_a_browser(server, browser, tmp_path):
     wait_for(d, lambda d: 'astronaut (NASA, public domain): face 1:' in summary(d))
     choose(d, 2, 'auto: detector and model card decide'); choose(d, 0, d.find_elements('css selector', 'select')[0].find_elements('css selector', 'option')[0].text)
     wait_for(d, lambda d: 'bare, mask drawn' in summary(d))
+    time.sleep(3)  # the figures redraw after the summary line: the screenshot shows them for the same result
     shot = ROOT / 'nbs' / 'images' / 'demo.png'
     d.save_screenshot(str(tmp_path / 'demo.png'))
     if os.environ.get('SAVE_DEMO_SCREENSHOT'): shutil.copy(tmp_path / 'demo.png', shot)

@@ -8,7 +8,7 @@ Each model is scored by `mask_matrix` (04_analysis): each mask type (and none) d
 macro-F1, the share of faces the mask detector called masked and the share with grey drawn, whether the type was held
 out of training), and on PrivateTest `metrics.PrivateTest` from the grey column. The first time a card is measured
 this way, the figures it had (measured from the bare face's landmarks, a path no user takes) are kept once under
-`metrics.bare_landmark_matrix`, for the model card's comparison. Each model's per-face predictions go to
+`metrics.bare_landmark_matrix`, for the model card's comparison, and the gaps measured from them are dropped. Each model's per-face predictions go to
 runs/measured/<model>_<split>.csv.
 """
 import sys, json
@@ -29,7 +29,9 @@ def record(card_path: Path, split: str, columns: dict) -> dict:
     "Write `columns` into the card at `card_path` as its `split` matrix (the old bare-landmark matrix kept once); return the card."
     card = read_card(card_path)
     m = card.setdefault('metrics', {})
-    if 'matrix' in m and 'bare_landmark_matrix' not in m and not m.get('served'): m['bare_landmark_matrix'] = m.pop('matrix')
+    if 'matrix' in m and 'bare_landmark_matrix' not in m and not m.get('served'):
+        m['bare_landmark_matrix'] = m.pop('matrix')
+        m.pop('gap_to_accurate', None)  # measured on the old path: the model card computes the gaps from the served columns
     m.setdefault('matrix', {})[split] = columns
     m['served'] = True  # every figure in `matrix` came through predict
     if split == 'PrivateTest' and 'grey' in columns: m['PrivateTest'] = dict(columns['grey'], mask='grey')
