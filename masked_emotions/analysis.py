@@ -176,7 +176,7 @@ def matrix_scores(preds:pd.DataFrame, # from `matrix_predictions`
                   models:dict) -> pd.DataFrame: # one row per model and mask
     "Accuracy with its standard error, macro-F1, and how often the mask detector said masked and grey was drawn, per model and mask."
     from masked_emotions.masking import mask_parts
-    from masked_emotions.predict import get_model
+    from masked_emotions.models import get_model
     rows = []
     for (name, mask), p in preds.groupby(['model', 'mask'], sort=False):
         m, card = emotion_metrics(p.assign(predicted=p.predicted.fillna('none'))), get_model(models[name])[1]

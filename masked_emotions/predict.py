@@ -41,8 +41,8 @@ def _crops(gray:np.ndarray, faces:list, size:int) -> list: return [crop_face(gra
 
 def masked_landmarks(crops:list, device=None) -> np.ndarray: # N x 68 x 2, in the crops' pixels
     "The 68 landmarks of each 48 px gray face crop from the bundled network trained on masked faces (`mask_landmarks_card`)."
+    if not len(crops): return np.zeros((0, 68, 2), np.float32)  # a photo of bare faces never loads the network
     net, card = get_model(mask_landmarks_card())
-    if not len(crops): return np.zeros((0, 68, 2), np.float32)
     out = net_runner(net, card, 'torch', device)(normalised_faces(crops, card)).numpy()
     return (out.reshape(-1, 68, 2) + 0.5) * card['img_size']
 
