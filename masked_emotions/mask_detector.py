@@ -13,7 +13,7 @@ from fastai.vision.all import Learner, DataLoaders, CrossEntropyLossFlat, accura
 from .core import *
 from torch import nn
 from .masking import mask_faces, draw_mask, item_seed, face_style, MASK_TYPES
-from .models import create_model, save_model, load_model, face_probs, mask_detector_card, landmark_cnn, LANDMARK_ARCH
+from .models import create_model, save_model, load_model, face_probs, mask_detector_card, landmark_cnn, LANDMARK_ARCH, MASKED
 from .data import load_faces, face_landmarks, face_stats
 
 # %% auto #0
@@ -162,7 +162,7 @@ def real_detection(items:pd.DataFrame, # from `realmask_items`
     crops, found = real_face_crops(items) if crops is None else crops
     net, card = load_model(mask_detector_card() if detector is None else detector)
     masked = np.zeros(len(items), bool)
-    masked[found] = face_probs(net, crops, card, tta=False)[:, card['classes'].index('masked')] > 0.5
+    masked[found] = face_probs(net, crops, card, tta=False)[:, card['classes'].index('masked')] > MASKED
     rows = [dict(label=label, n=int(g.sum()), found=float(found[g].mean()), right=float((masked[g & found] == (label == 'masked')).mean()))
             for label in ('masked', 'bare') if (g := (items.label == label).values).any()]
     return pd.DataFrame(rows).set_index('label')
