@@ -80,7 +80,8 @@ def test_bundle_model_masks_data_first_only_when_a_command_reads_it(tmp_path):
         assert made.endswith('--model_dir runs/r') and ('--data_loc work/masked' in made) == masked, made
 
 
-@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'selection_cv', 'tta_views', 'detector_recall', 'finetune_face_detector', 'quantize_model', 'detector_passes', 'grey_cover', 'ensemble_candidates'])
+@pytest.mark.parametrize('name', ['bundle_model', 'split_ensemble', 'research/selection_cv', 'research/tta_views', 'research/detector_recall', 'finetune_face_detector',
+                                  'quantize_model', 'research/detector_passes', 'research/grey_cover', 'research/ensemble_candidates', 'measure_bundled', 'landmark_error'])
 def test_tools_explain_themselves(name):
     r = tool(name)
     assert r.returncode != 0 and f'python tools/{name}.py' in r.stderr and 'Traceback' not in r.stderr, r.stderr
