@@ -13,7 +13,8 @@ from .core import *
 # %% auto #0
 __all__ = ['MATRIX_MASKS', 'read_predictions', 'emotion_metrics', 'metrics_table', 'plot_confusion', 'label_counts',
            'plot_label_counts', 'analyze', 'compare_runs', 'split_faces', 'matrix_faces', 'served_predictions',
-           'matrix_predictions', 'matrix_scores', 'mask_matrix', 'matrix_table', 'masked_emotions_analyze']
+           'matrix_predictions', 'matrix_scores', 'mask_matrix', 'card_columns', 'matrix_table',
+           'masked_emotions_analyze']
 
 # %% ../nbs/04_analysis.ipynb #146b8f66
 def read_predictions(src) -> pd.DataFrame:
@@ -192,6 +193,11 @@ def mask_matrix(models:dict, # name -> model (None: the bundled one, a bundled n
                ) -> pd.DataFrame: # one row per model and mask: accuracy, se, macro_f1, n, masked, drawn, held_out
     "Accuracy and macro-F1 of each model, through `predict`, on the faces of `split` under each mask."
     return matrix_scores(matrix_predictions(models, src, split, masks, seed, tta), models)
+
+def card_columns(matrix:pd.DataFrame, # one model's rows of `mask_matrix` or `matrix_scores`
+                ) -> dict: # mask -> its figures, as the cards keep them
+    "One model's matrix as a card's `metrics.matrix.<split>`: accuracy, se, macro_f1, masked and drawn rounded to 4 places, and held_out."
+    return {r['mask']: dict({k: round(r[k], 4) for k in ('accuracy', 'se', 'macro_f1', 'masked', 'drawn')}, held_out=bool(r['held_out'])) for r in matrix.to_dict('records')}
 
 # %% ../nbs/04_analysis.ipynb #5fe61d65
 def matrix_table(matrix:pd.DataFrame, # from `mask_matrix`

@@ -108,11 +108,11 @@ def portable_command(command: str, data: str) -> str:
 
 def matrix_metrics(card_path: Path, data: str) -> dict:
     "split -> mask -> accuracy, its standard error, macro-F1, masked and drawn rates, and whether the type was held out of training; through `predict`."
-    from masked_emotions.analysis import mask_matrix
+    from masked_emotions.analysis import mask_matrix, card_columns
     out = {}
     for split in ('PublicTest', 'PrivateTest'):
         mx = mask_matrix({'m': card_path}, data, split=split)
-        out[split] = {r['mask']: dict({k: round(r[k], 4) for k in ('accuracy', 'se', 'macro_f1', 'masked', 'drawn')}, held_out=bool(r['held_out'])) for r in mx.to_dict('records')}
+        out[split] = card_columns(mx)
         print(split, json.dumps(out[split]), flush=True)
     return out
 

@@ -15,14 +15,7 @@ import sys, json
 from pathlib import Path
 from masked_emotions.core import atomic_path
 from masked_emotions.models import BUNDLED_MODELS, read_card
-from masked_emotions.analysis import matrix_predictions, matrix_scores, matrix_table
-
-FIELDS = ('accuracy', 'se', 'macro_f1', 'masked', 'drawn')
-
-
-def served_columns(scores) -> dict:
-    "mask -> the rounded figures of one model's rows of `matrix_scores`."
-    return {r['mask']: dict({k: round(r[k], 4) for k in FIELDS}, held_out=bool(r['held_out'])) for r in scores.to_dict('records')}
+from masked_emotions.analysis import matrix_predictions, matrix_scores, matrix_table, card_columns
 
 
 def record(card_path: Path, split: str, columns: dict) -> dict:
@@ -46,7 +39,7 @@ def main(src: str, split: str, names: list, assets=None) -> None:
         preds = matrix_predictions({name: card_path}, src, split)
         preds.to_csv(out / f'{name}_{split}.csv', index=False)
         scores = matrix_scores(preds, {name: card_path})
-        record(card_path, split, served_columns(scores))
+        record(card_path, split, card_columns(scores))
         print(matrix_table(scores).to_string(), flush=True)
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, torch
 from masked_emotions.core import atomic_path
 from masked_emotions.models import default_model_card, fast_model_card, int8_model_card, fast_int8_model_card, load_model, read_card, draws_over_masks, _onnx_bytes, normalised_faces, tta_views
-from masked_emotions.analysis import split_faces, matrix_faces, mask_matrix, matrix_table
+from masked_emotions.analysis import split_faces, matrix_faces, mask_matrix, matrix_table, card_columns
 from masked_emotions.masking import fer_landmarks
 
 FAST_TTA_ZOOMS = [1]  # the fast int8 model's views: the face and its mirror image (twice the work of none, half of the card's zooms)
@@ -76,7 +76,7 @@ def matrix(src, card_path, fast:bool=False) -> pd.DataFrame:
     models = {'fast_int8' if fast else 'int8': card_path}
     mx = mask_matrix(models, src)  # through predict, as users get it
     card = read_card(card_path)
-    card['metrics'] = card_metrics({r['mask']: dict({k: round(r[k], 4) for k in ('accuracy', 'se', 'macro_f1', 'masked', 'drawn')}, held_out=bool(r['held_out'])) for r in mx.to_dict('records')})
+    card['metrics'] = card_metrics(card_columns(mx))
     with atomic_path(card_path) as p: p.write_text(json.dumps(card, indent=2))
     rows = []
     for name, c in (('accurate', default_model_card()), *((('fast', fast_model_card()),) if fast else ())):
